@@ -1,0 +1,262 @@
+"""The LightningDataModule that turns MAG JSONL into GraphBatches.
+
+Data flows: an importer (optional) writes MAG JSONL once; the JSONL is validated and
+split by question; every node is tokenized once and the result cached on disk with
+``datasets`` (keyed by the data, the tokenizer and the prompt format); each split then
+holds ready-made :class:`GraphExample` objects, so a training step only collates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import re
+from dataclasses import dataclass
+from functools import partial
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import datasets
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerBase
+
+from magdi_lightning.data.batch import CORRECT, INCORRECT, GraphExample, collate_graphs
+from magdi_lightning.data.tokenization import PromptFormatter
+from magdi_lightning.graph import Correctness, ReasoningGraph, read_graphs, write_graphs
+from magdi_lightning.losses import IGNORE_INDEX
+
+__all__ = ["GraphDataModule", "HeldOutQuestion", "graph_example", "split_by_question"]
+
+log = logging.getLogger(__name__)
+
+_CACHE_VERSION = "1"
+_LABELS = {Correctness.CORRECT: CORRECT, Correctness.INCORRECT: INCORRECT,
+           Correctness.UNKNOWN: IGNORE_INDEX}
+
+
+@dataclass(frozen=True)
+class HeldOutQuestion:
+    """A question of a held-out split, for generation-based evaluation."""
+
+    question: str
+    gold_answer: str
+    task: str
+
+
+def _question_key(question: str) -> str:
+    return re.sub(r"\s+", " ", question.strip().lower())
+
+
+def split_by_question(graphs: list[ReasoningGraph], val_fraction: float, test_fraction: float,
+                      seed: int) -> dict[str, list[int]]:
+    """Graph indices per split; all graphs of one question land in the same split.
+
+    Splitting by normalised question text (not by graph) keeps repeated debates of a
+    question from leaking between training and evaluation.
+    """
+    keys = sorted({_question_key(g.question) for g in graphs})
+    random.Random(seed).shuffle(keys)
+    n_test = round(test_fraction * len(keys)) if test_fraction > 0 else 0
+    n_val = round(val_fraction * len(keys)) if val_fraction > 0 else 0
+    if n_test + n_val >= len(keys):
+        raise ValueError(f"{len(keys)} distinct questions are too few for val_fraction="
+                         f"{val_fraction} and test_fraction={test_fraction}")
+    split_of = {key: "test" for key in keys[:n_test]}
+    split_of.update({key: "val" for key in keys[n_test:n_test + n_val]})
+    splits: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for i, graph in enumerate(graphs):
+        splits[split_of.get(_question_key(graph.question), "train")].append(i)
+    return splits
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _tokenizer_digest(tokenizer: PreTrainedTokenizerBase) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    identity = backend.to_str() if backend is not None else f"{tokenizer.name_or_path}:{len(tokenizer)}"
+    return hashlib.sha256(identity.encode()).hexdigest()
+
+
+class GraphDataModule(L.LightningDataModule):
+    """Graph batches of MAG data for any student tokenizer.
+
+    Give either ``graphs`` (a MAG JSONL path) or ``importer`` (``{format, path,
+    options}`` for :func:`magdi_lightning.sources.import_graphs`, materialised once to
+    ``cache_dir``). ``batch_size`` counts graphs, not nodes.
+    """
+
+    def __init__(
+        self,
+        graphs: str | None = None,
+        importer: dict[str, Any] | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        batch_size: int = 4,
+        eval_batch_size: int | None = None,
+        val_fraction: float = 0.05,
+        test_fraction: float = 0.1,
+        split_seed: int = 0,
+        max_length: int = 512,
+        mask_prompt: bool = True,
+        template: str = "Question: {question}\nAnswer:",
+        use_chat_template: bool | None = None,
+        cache_dir: str = "outputs/cache",
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if (graphs is None) == (importer is None):
+            raise ValueError("GraphDataModule needs exactly one of `graphs` and `importer`")
+        self.graphs_path = Path(graphs) if graphs else None
+        self.importer = dict(importer) if importer else None
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.split_seed = split_seed
+        self.max_length = max_length
+        self.mask_prompt = mask_prompt
+        self.template, self.use_chat_template = template, use_chat_template
+        self.cache_dir = Path(cache_dir)
+        self.num_workers = num_workers
+        self.graph_list: list[ReasoningGraph] = []
+        self.splits: dict[str, list[int]] = {}
+        self.examples: dict[str, list[GraphExample]] = {}
+
+    # ------------------------------------------------------------------ sources
+    @property
+    def source_path(self) -> Path:
+        """The MAG JSONL the module reads (the importer's cached output if importing)."""
+        if self.graphs_path is not None:
+            return self.graphs_path
+        assert self.importer is not None
+        spec = json.dumps(self.importer, sort_keys=True, default=str)
+        source = Path(str(self.importer.get("path", "")))
+        if source.is_file():
+            spec += _file_digest(source)
+        name = f"{self.importer['format']}-{hashlib.sha256(spec.encode()).hexdigest()[:16]}"
+        return self.cache_dir / "imported" / f"{name}.jsonl"
+
+    def prepare_data(self) -> None:
+        """Run the importer once; later runs reuse its output."""
+        if self.importer is None or self.source_path.exists():
+            return
+        from magdi_lightning.sources import import_graphs
+
+        spec = dict(self.importer)
+        graphs = import_graphs(spec.pop("format"), spec.pop("path", "default"),
+                               **dict(spec.pop("options", None) or {}))
+        count = write_graphs(self.source_path, graphs)
+        log.info("imported %d graphs to %s", count, self.source_path)
+
+    # ------------------------------------------------------------------ setup
+    @property
+    def formatter(self) -> PromptFormatter:
+        if self.tokenizer is None:
+            raise RuntimeError("GraphDataModule needs the student's tokenizer before setup")
+        return PromptFormatter(self.tokenizer, self.template, self.use_chat_template)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.examples:
+            return
+        self.prepare_data()
+        self.graph_list = list(read_graphs(self.source_path))
+        self.splits = split_by_question(self.graph_list, self.val_fraction, self.test_fraction,
+                                        self.split_seed)
+        tokenized = self._tokenized_nodes()
+        input_ids = tokenized["input_ids"]
+        prompt_lengths = tokenized["prompt_length"]
+        examples: list[GraphExample] = []
+        uid = 0
+        for graph in self.graph_list:
+            n = len(graph.nodes)
+            examples.append(graph_example(graph, input_ids[uid:uid + n],
+                                          prompt_lengths[uid:uid + n], uid))
+            uid += n
+        self.examples = {name: [examples[i] for i in indices]
+                         for name, indices in self.splits.items()}
+        log.info("graphs per split: %s", {k: len(v) for k, v in self.examples.items()})
+
+    def _tokenized_nodes(self) -> dict[str, list[Any]]:
+        """Token ids and prompt length of every node, from the cache when present."""
+        fingerprint = hashlib.sha256("|".join([
+            _CACHE_VERSION, _file_digest(self.source_path), _tokenizer_digest(self.tokenizer),
+            self.template, str(self.formatter.chat), str(self.max_length),
+        ]).encode()).hexdigest()[:20]
+        cache = self.cache_dir / "tokenized" / fingerprint
+        if cache.exists():
+            table = datasets.load_from_disk(str(cache))
+        else:
+            nodes = datasets.Dataset.from_dict({
+                "question": [g.question for g in self.graph_list for _ in g.nodes],
+                "reasoning": [node.reasoning for g in self.graph_list for node in g.nodes],
+            })
+            table = nodes.map(self._tokenize, batched=True, batch_size=1000,
+                              remove_columns=["question", "reasoning"])
+            table.save_to_disk(str(cache))
+        return {"input_ids": [torch.tensor(ids, dtype=torch.long) for ids in table["input_ids"]],
+                "prompt_length": list(table["prompt_length"])}
+
+    def _tokenize(self, batch: dict[str, list[str]]) -> dict[str, list[Any]]:
+        input_ids, prompt_lengths = self.formatter.encode_pairs(
+            batch["question"], batch["reasoning"], self.max_length)
+        return {"input_ids": input_ids, "prompt_length": prompt_lengths}
+
+    # ------------------------------------------------------------------ loaders
+    def _loader(self, split: str, shuffle: bool, batch_size: int) -> DataLoader:
+        if not self.examples:
+            self.setup()
+        return DataLoader(
+            self.examples[split], batch_size=batch_size, shuffle=shuffle,
+            collate_fn=partial(collate_graphs, pad_token_id=self.tokenizer.pad_token_id,
+                               mask_prompt=self.mask_prompt),
+            num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True, batch_size=self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False, batch_size=self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False, batch_size=self.eval_batch_size)
+
+    def held_out_questions(self, split: str = "test") -> list[HeldOutQuestion]:
+        """The distinct questions of a split with their gold answers."""
+        if not self.examples:
+            self.setup()
+        seen: dict[str, HeldOutQuestion] = {}
+        for i in self.splits[split]:
+            graph = self.graph_list[i]
+            seen.setdefault(_question_key(graph.question),
+                            HeldOutQuestion(graph.question, graph.gold_answer, graph.task))
+        return list(seen.values())
+
+
+def graph_example(graph: ReasoningGraph, input_ids: list[torch.Tensor],
+                  prompt_lengths: list[int], first_uid: int) -> GraphExample:
+    """Labels, (correct, incorrect) pairs and edges of one tokenized graph."""
+    index = graph.node_index
+    labels = [_LABELS[node.correctness] for node in graph.nodes]
+    correct = [i for i, label in enumerate(labels) if label == CORRECT]
+    incorrect = [i for i, label in enumerate(labels) if label == INCORRECT]
+    pairs = torch.tensor(list(product(correct, incorrect)), dtype=torch.long).reshape(-1, 2).T
+    edges = torch.tensor([[index[e.source], index[e.target]] for e in graph.edges],
+                         dtype=torch.long).reshape(-1, 2).T
+    return GraphExample(
+        graph_id=graph.id, input_ids=input_ids, prompt_lengths=prompt_lengths,
+        node_labels=torch.tensor(labels, dtype=torch.long), edge_index=edges.contiguous(),
+        pairs=pairs.contiguous(),
+        node_uids=torch.arange(first_uid, first_uid + len(graph.nodes), dtype=torch.long),
+    )

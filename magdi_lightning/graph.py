@@ -1,0 +1,316 @@
+"""The multi-agent interaction graph (MAG): the one data model every method trains on.
+
+A question, its gold answer and the responses teachers gave to it. Each response is a
+node (agent, round, reasoning, final answer, correctness); a directed edge ``u -> v``
+says that response ``v`` was written after seeing response ``u``. A single teacher is a
+one-node graph, TinyLLM is one round of N teacher nodes, SIKeD adds a ``strategy`` to
+each node, and a MAGDi debate is N agents x R rounds with edges.
+
+Graphs are stored one per line in JSONL. Reading validates every record and reports the
+file, line and field of the first problem, so a bad record in a million-line file is
+found at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "TASK_FAMILIES",
+    "Correctness",
+    "Edge",
+    "GraphValidationError",
+    "Node",
+    "ReasoningGraph",
+    "read_graphs",
+    "write_graphs",
+]
+
+#: Task families decide how a final answer is extracted and compared with the gold one.
+TASK_FAMILIES = ("numeric", "math", "multiple_choice", "yes_no", "text")
+
+
+class Correctness(str, Enum):
+    """Whether a node's final answer matches the gold answer."""
+
+    CORRECT = "correct"
+    INCORRECT = "incorrect"
+    UNKNOWN = "unknown"
+
+
+class GraphValidationError(ValueError):
+    """A record that is not a valid graph, located by file, line and field."""
+
+    def __init__(
+        self, message: str, *, file: str | None = None, line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.reason = message
+        self.file = file
+        self.line = line
+        self.field = field
+        where = ":".join(str(part) for part in (file, line) if part is not None)
+        prefix = f"{where}: " if where else ""
+        at = f"field '{field}': " if field else ""
+        super().__init__(f"{prefix}{at}{message}")
+
+    def located(self, *, file: str | None = None, line: int | None = None) -> GraphValidationError:
+        """The same error with the file and line of the record filled in."""
+        return GraphValidationError(
+            self.reason, file=self.file or file, line=self.line or line, field=self.field
+        )
+
+
+@dataclass(frozen=True)
+class Node:
+    """One teacher response.
+
+    ``agent`` names the speaker (a persona or teacher slot) and ``model`` the LLM behind
+    it, so two agents may share a model. ``round`` counts from 0. ``num_tokens`` is the
+    teacher-side length of the response when known (for token-efficiency reports).
+    """
+
+    id: str
+    agent: str
+    round: int
+    reasoning: str
+    answer: str | None = None
+    correctness: Correctness = Correctness.UNKNOWN
+    model: str | None = None
+    strategy: str | None = None
+    num_tokens: int | None = None
+
+    @property
+    def is_correct(self) -> bool:
+        return self.correctness is Correctness.CORRECT
+
+    @property
+    def is_incorrect(self) -> bool:
+        return self.correctness is Correctness.INCORRECT
+
+
+@dataclass(frozen=True)
+class Edge:
+    """``target`` was written after seeing ``source``."""
+
+    source: str
+    target: str
+
+
+@dataclass
+class ReasoningGraph:
+    """One question with every teacher response to it and who saw whom.
+
+    ``source`` holds provenance (importer, original file, synthetic flag, ...): free-form
+    JSON that the training code never interprets. ``allow_backward_edges`` admits edges
+    from a later round to an earlier one, which no real discussion produces; it exists
+    for imported data whose protocol is known to need it.
+    """
+
+    id: str
+    question: str
+    gold_answer: str
+    task: str
+    nodes: list[Node]
+    edges: list[Edge] = field(default_factory=list)
+    source: dict[str, Any] = field(default_factory=dict)
+    allow_backward_edges: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def node_index(self) -> dict[str, int]:
+        """Position of each node id in ``nodes``."""
+        return {node.id: i for i, node in enumerate(self.nodes)}
+
+    @property
+    def num_agents(self) -> int:
+        return len({node.agent for node in self.nodes})
+
+    @property
+    def num_rounds(self) -> int:
+        return 1 + max(node.round for node in self.nodes)
+
+    def validate(self) -> None:
+        """Raise :class:`GraphValidationError` naming the first offending field."""
+        _require(isinstance(self.id, str) and self.id != "", "id", "must be a non-empty string")
+        _require(isinstance(self.question, str) and self.question.strip() != "", "question",
+                 "must be a non-empty string")
+        _require(isinstance(self.gold_answer, str), "gold_answer", "must be a string")
+        _require(self.task in TASK_FAMILIES, "task", f"must be one of {list(TASK_FAMILIES)}, "
+                 f"got {self.task!r}")
+        _require(len(self.nodes) > 0, "nodes", "a graph needs at least one node")
+        rounds: dict[str, int] = {}
+        for i, node in enumerate(self.nodes):
+            _require(node.id not in rounds, f"nodes[{i}].id", f"duplicate node id {node.id!r}")
+            rounds[node.id] = node.round
+        for i, edge in enumerate(self.edges):
+            _require(edge.source in rounds, f"edges[{i}].source",
+                     f"dangling edge: no node with id {edge.source!r}")
+            _require(edge.target in rounds, f"edges[{i}].target",
+                     f"dangling edge: no node with id {edge.target!r}")
+            _require(edge.source != edge.target, f"edges[{i}]",
+                     f"self edge on node {edge.source!r}")
+            _require(self.allow_backward_edges or rounds[edge.source] <= rounds[edge.target],
+                     f"edges[{i}]",
+                     f"edge goes back in time: {edge.source!r} (round {rounds[edge.source]}) -> "
+                     f"{edge.target!r} (round {rounds[edge.target]}); set allow_backward_edges "
+                     "if this is intended")
+        _require(len(set(self.edges)) == len(self.edges), "edges", "duplicate edge")
+
+    # ---------------------------------------------------------------- JSON
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; optional node fields that are unset are left out."""
+        nodes = []
+        for node in self.nodes:
+            record: dict[str, Any] = {
+                "id": node.id, "agent": node.agent, "round": node.round,
+                "reasoning": node.reasoning, "answer": node.answer,
+                "correctness": node.correctness.value,
+            }
+            for key in ("model", "strategy", "num_tokens"):
+                if getattr(node, key) is not None:
+                    record[key] = getattr(node, key)
+            nodes.append(record)
+        record = {
+            "id": self.id, "question": self.question, "gold_answer": self.gold_answer,
+            "task": self.task, "nodes": nodes,
+            "edges": [[edge.source, edge.target] for edge in self.edges],
+            "source": self.source,
+        }
+        if self.allow_backward_edges:
+            record["allow_backward_edges"] = True
+        return record
+
+    @classmethod
+    def from_dict(cls, record: Any) -> ReasoningGraph:
+        """Parse and validate one record, checking every field's type first."""
+        _require(isinstance(record, dict), "", "a graph record must be a JSON object")
+        unknown = set(record) - _GRAPH_FIELDS
+        _require(not unknown, sorted(unknown)[0] if unknown else "", "unknown field")
+        for name, kind in (("id", str), ("question", str), ("gold_answer", str), ("task", str)):
+            _require(name in record, name, "missing")
+            _require(isinstance(record[name], kind), name, f"must be a {kind.__name__}")
+        nodes = record.get("nodes")
+        _require(isinstance(nodes, list), "nodes", "must be a list of node objects")
+        edges = record.get("edges", [])
+        _require(isinstance(edges, list), "edges", "must be a list of [source, target] pairs")
+        source = record.get("source", {})
+        _require(isinstance(source, dict), "source", "must be an object")
+        allow_backward = record.get("allow_backward_edges", False)
+        _require(isinstance(allow_backward, bool), "allow_backward_edges", "must be a boolean")
+        return cls(
+            id=record["id"], question=record["question"], gold_answer=record["gold_answer"],
+            task=record["task"], nodes=[_node_from_dict(n, i) for i, n in enumerate(nodes)],
+            edges=[_edge_from_json(e, i) for i, e in enumerate(edges)], source=source,
+            allow_backward_edges=allow_backward,
+        )
+
+
+_GRAPH_FIELDS = {"id", "question", "gold_answer", "task", "nodes", "edges", "source",
+                 "allow_backward_edges"}
+_NODE_FIELDS = {"id", "agent", "round", "reasoning", "answer", "correctness", "model",
+                "strategy", "num_tokens"}
+
+
+def _require(condition: bool, field_name: str, message: str) -> None:
+    if not condition:
+        raise GraphValidationError(message, field=field_name or None)
+
+
+def _node_from_dict(record: Any, i: int) -> Node:
+    at = f"nodes[{i}]"
+    _require(isinstance(record, dict), at, "must be an object")
+    unknown = set(record) - _NODE_FIELDS
+    _require(not unknown, f"{at}.{sorted(unknown)[0]}" if unknown else at, "unknown field")
+    for name in ("id", "agent", "reasoning"):
+        _require(isinstance(record.get(name), str), f"{at}.{name}", "must be a string")
+    _require(record["id"] != "", f"{at}.id", "must be non-empty")
+    round_ = record.get("round")
+    _require(isinstance(round_, int) and not isinstance(round_, bool) and round_ >= 0,
+             f"{at}.round", "must be an integer >= 0")
+    for name in ("answer", "model", "strategy"):
+        _require(record.get(name) is None or isinstance(record[name], str), f"{at}.{name}",
+                 "must be a string or null")
+    num_tokens = record.get("num_tokens")
+    _require(num_tokens is None or (isinstance(num_tokens, int) and not isinstance(num_tokens, bool)
+                                    and num_tokens >= 0),
+             f"{at}.num_tokens", "must be an integer >= 0 or null")
+    correctness = record.get("correctness", "unknown")
+    _require(correctness in {c.value for c in Correctness}, f"{at}.correctness",
+             f"must be one of {[c.value for c in Correctness]}, got {correctness!r}")
+    return Node(
+        id=record["id"], agent=record["agent"], round=round_, reasoning=record["reasoning"],
+        answer=record.get("answer"), correctness=Correctness(correctness),
+        model=record.get("model"), strategy=record.get("strategy"), num_tokens=num_tokens,
+    )
+
+
+def _edge_from_json(record: Any, i: int) -> Edge:
+    _require(isinstance(record, list) and len(record) == 2
+             and all(isinstance(end, str) for end in record),
+             f"edges[{i}]", "must be a [source, target] pair of node ids")
+    return Edge(source=record[0], target=record[1])
+
+
+# -------------------------------------------------------------------- JSONL I/O
+def read_graphs(path: str | os.PathLike[str]) -> Iterator[ReasoningGraph]:
+    """Yield the graphs of a JSONL file, one per non-blank line, validating each.
+
+    Raises :class:`GraphValidationError` with the file, 1-based line and field of the
+    first invalid record; graph ids must be unique within the file.
+    """
+    file = os.fspath(path)
+    seen: dict[str, int] = {}
+    with open(file, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise GraphValidationError(f"invalid JSON: {err.msg} (column {err.colno})",
+                                           file=file, line=line_no) from None
+            try:
+                graph = ReasoningGraph.from_dict(record)
+            except GraphValidationError as err:
+                raise err.located(file=file, line=line_no) from None
+            if graph.id in seen:
+                raise GraphValidationError(
+                    f"duplicate graph id {graph.id!r} (first on line {seen[graph.id]})",
+                    file=file, line=line_no, field="id")
+            seen[graph.id] = line_no
+            yield graph
+
+
+def write_graphs(path: str | os.PathLike[str], graphs: Iterable[ReasoningGraph]) -> int:
+    """Write graphs as JSONL atomically and return how many were written.
+
+    The file appears complete or not at all: lines go to a temporary file in the same
+    directory, which replaces ``path`` only after every graph was serialised and synced.
+    An error midway leaves an existing ``path`` untouched.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for graph in graphs:
+                handle.write(json.dumps(graph.to_dict(), ensure_ascii=False) + "\n")
+                count += 1
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count

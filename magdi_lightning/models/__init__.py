@@ -1,0 +1,1 @@
+"""Student language models and the graph encoder."""

@@ -1,0 +1,113 @@
+"""The student: a Hugging Face causal LM, optionally with LoRA adapters.
+
+Users point ``name_or_path`` at a Hub name or a local directory and
+:func:`load_student` calls ``AutoModelForCausalLM.from_pretrained``. With no
+``name_or_path`` the student is built from ``architecture`` (a ``LlamaConfig``
+with random weights) over the shipped toy tokenizer: the embedded default, which
+needs no download.
+
+:class:`Student` exposes what the training loop needs separately (final hidden states,
+and the LM head applied only to chosen positions) so that full-vocabulary logits are
+computed only where a loss uses them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from magdi_lightning.models.tokenizer import DEFAULT_TOKENIZER_DIR
+
+__all__ = ["Student", "load_student"]
+
+
+class Student(nn.Module):
+    """A causal LM and its tokenizer, split into trunk and LM head for the losses."""
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.get_text_config().hidden_size)
+
+    @property
+    def _causal_lm(self) -> PreTrainedModel:
+        """The HF model under any PEFT wrapper (LoRA layers are injected in place)."""
+        get_base = getattr(self.model, "get_base_model", None)
+        return get_base() if callable(get_base) else self.model
+
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Final-layer hidden states ``[batch, length, hidden]``, without the LM head."""
+        decoder = self._causal_lm.get_decoder()
+        output = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        return output.last_hidden_state
+
+    def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Vocabulary logits for the given hidden states only (any leading shape)."""
+        return self._causal_lm.get_output_embeddings()(hidden).float()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                labels: torch.Tensor | None = None) -> Any:
+        """The plain HF forward (full logits); the reference-compatible mode uses it."""
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
+                          output_hidden_states=True, use_cache=False)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Save weights (or LoRA adapters) and tokenizer in Hugging Face format."""
+        self.model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+
+
+def load_student(
+    name_or_path: str | None = None,
+    tokenizer: str | None = None,
+    architecture: dict[str, Any] | None = None,
+    lora: dict[str, Any] | None = None,
+    gradient_checkpointing: bool = False,
+    torch_dtype: str | None = None,
+) -> Student:
+    """Load a pretrained student, or build the embedded default from ``architecture``.
+
+    ``tokenizer`` defaults to ``name_or_path``'s own, else to the shipped toy tokenizer.
+    ``lora`` (``peft.LoraConfig`` keywords) wraps the model with trainable adapters and
+    freezes the rest. ``torch_dtype`` is for loading only; mixed precision during
+    training comes from the Lightning trainer's ``precision``.
+    """
+    tokenizer_source = tokenizer or name_or_path or DEFAULT_TOKENIZER_DIR
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_source))
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if name_or_path:
+        model = AutoModelForCausalLM.from_pretrained(
+            name_or_path, dtype=getattr(torch, torch_dtype) if torch_dtype else "auto")
+    else:
+        settings = dict(architecture or {})
+        settings.setdefault("vocab_size", len(tok))
+        config = LlamaConfig(pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                             eos_token_id=tok.eos_token_id, **settings)
+        model = LlamaForCausalLM(config)
+    if model.generation_config is not None:
+        model.generation_config.pad_token_id = tok.pad_token_id
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        if gradient_checkpointing:
+            model.enable_input_require_grads()
+        model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **dict(lora)))
+    return Student(model, tok)

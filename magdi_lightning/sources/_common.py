@@ -1,0 +1,173 @@
+"""What every importer needs: strict JSON loading, located errors, ids and labels.
+
+Importers turn other people's files into graphs, so their failure mode matters as much as
+their output: any malformed input must end in a :class:`GraphValidationError` that names
+the file, the record and the field, never in a ``KeyError`` or ``TypeError`` traceback.
+The helpers here make that the easy path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from magdi_lightning.evaluation.answers import answers_match, extract_answer, infer_task
+from magdi_lightning.graph import TASK_FAMILIES, Correctness, GraphValidationError, ReasoningGraph
+
+_PREVIEW_CHARS = 40
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a problem is, for error messages: file, a record label, a 1-based line.
+
+    The label ("record 3", "question 2 'Jared is…'") is appended to the message because
+    JSON-list and directory formats have no useful line number.
+    """
+
+    file: str
+    record: str | None = None
+    line: int | None = None
+
+    def error(self, message: str, field: str | None = None) -> GraphValidationError:
+        located = f"{message} (in {self.record})" if self.record else message
+        return GraphValidationError(located, file=self.file, line=self.line, field=field)
+
+
+def load_json(path: str | os.PathLike[str]) -> Any:
+    """Parse a whole JSON file; any decoding problem becomes a located error."""
+    file = os.fspath(path)
+    return _parse(_read_text(file), file, None)
+
+
+def load_records(path: str | os.PathLike[str]) -> list[tuple[Where, Any]]:
+    """The records of a JSON list file or a JSONL file, each with its location.
+
+    A file whose first non-blank character is ``[`` is one JSON list; anything else is
+    read as JSONL, one record per non-blank line (blank lines are skipped).
+    """
+    file = os.fspath(path)
+    text = _read_text(file)
+    if text.lstrip().startswith("["):
+        records = _parse(text, file, None)
+        return [(Where(file, f"record {i}"), record) for i, record in enumerate(records)]
+    located = []
+    for line_no, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            where = Where(file, f"record {len(located)}", line_no)
+            located.append((where, _parse(line, file, line_no)))
+    return located
+
+
+def check_task(task: str | None) -> str | None:
+    """Reject an unknown ``task=`` option early, before any file is read."""
+    if task is not None and task not in TASK_FAMILIES:
+        raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASK_FAMILIES)}")
+    return task
+
+
+def scalar_text(value: Any) -> str | None:
+    """A JSON scalar as answer text (``true`` -> "yes"); ``None`` for anything else.
+
+    Gold and stated answers arrive as strings, numbers or booleans (StrategyQA) depending
+    on who wrote the file; objects and lists are never answers.
+    """
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    return None
+
+
+def gold_and_task(raw_gold: str, task: str | None) -> tuple[str, str]:
+    """The task family (given or inferred) and the canonical gold answer.
+
+    The gold answer is stored canonically ("52" from a GSM8K solution ending in
+    "#### 52") so that graphs compare answers without re-parsing; when nothing can be
+    extracted the stripped raw text is kept.
+    """
+    family = task or infer_task(raw_gold)
+    return family, extract_answer(raw_gold, family) or raw_gold.strip()
+
+
+def judge(answer: str | None, gold: str, task: str) -> Correctness:
+    """CORRECT or INCORRECT when both answers are known, else UNKNOWN.
+
+    A response with no extractable answer is UNKNOWN rather than INCORRECT: the teacher
+    may well have reasoned correctly and only failed to state the answer in a form we
+    parse, and training on it as a negative would teach the wrong lesson.
+    """
+    if answer is None or extract_answer(gold, task) is None:
+        return Correctness.UNKNOWN
+    return Correctness.CORRECT if answers_match(answer, gold, task) else Correctness.INCORRECT
+
+
+def stable_id(prefix: str, text: str) -> str:
+    """``prefix-<16 hex digits of sha1(text)>``: the same question gets the same id."""
+    digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{prefix}-{digest[:16]}"
+
+
+def preview(text: str) -> str:
+    """A short quoted excerpt of a (possibly huge) value for error messages."""
+    return repr(text[:_PREVIEW_CHARS] + "…" if len(text) > _PREVIEW_CHARS else text)
+
+
+class UniqueIds:
+    """Rejects a second graph with the same id, which ``read_graphs`` would refuse later."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, str] = {}
+
+    def claim(self, graph_id: str, where: Where) -> str:
+        if graph_id in self._first:
+            raise where.error(f"duplicate graph id {graph_id!r} (first at {self._first[graph_id]})",
+                              field="id")
+        self._first[graph_id] = where.record
+        return graph_id
+
+
+def build_graph(where: Where, **fields: Any) -> ReasoningGraph:
+    """Construct a graph, re-raising validation errors with the record's location."""
+    try:
+        return ReasoningGraph(**fields)
+    except GraphValidationError as err:
+        raise where.error(err.reason, err.field) from None
+
+
+def _read_text(file: str) -> str:
+    with open(file, "rb") as handle:
+        data = handle.read()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise GraphValidationError(f"not UTF-8 text: {err.reason} at byte {err.start}",
+                                   file=file) from None
+
+
+def _parse(text: str, file: str, line: int | None) -> Any:
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as err:
+        detail = f"invalid JSON: {err.msg} (line {err.lineno} column {err.colno})"
+    except _DuplicateKey as err:
+        detail = f"invalid JSON: duplicate key {preview(str(err))} in one object"
+    except (RecursionError, ValueError) as err:  # nesting too deep; integer too long
+        detail = f"invalid JSON: {type(err).__name__}: {str(err)[:200]}"
+    raise GraphValidationError(detail, file=file, line=line)
+
+
+class _DuplicateKey(Exception):
+    """Raised inside the JSON decoder: a repeated key would silently drop a record."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in record:
+            raise _DuplicateKey(key)
+        record[key] = value
+    return record
