@@ -165,6 +165,12 @@ class ReasoningGraph:
                      f"{edge.target!r} (round {rounds[edge.target]}); set allow_backward_edges "
                      "if this is intended")
         _require(len(set(self.edges)) == len(self.edges), "edges", "duplicate edge")
+        for name in ("id", "question", "gold_answer"):
+            _require(_encodable(getattr(self, name)), name, "contains a lone UTF-16 surrogate")
+        for i, node in enumerate(self.nodes):
+            for name in ("id", "agent", "reasoning", "answer", "model", "strategy"):
+                _require(_encodable(getattr(node, name)), f"nodes[{i}].{name}",
+                         "contains a lone UTF-16 surrogate")
 
     # ---------------------------------------------------------------- JSON
     def to_dict(self) -> dict[str, Any]:
@@ -221,6 +227,17 @@ _NODE_FIELDS = {"id", "agent", "round", "reasoning", "answer", "correctness", "m
                 "strategy", "num_tokens"}
 
 
+def _encodable(text: str | None) -> bool:
+    """Whether ``text`` can be written as UTF-8 (JSON admits lone surrogates; UTF-8 not)."""
+    if text is None:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _require(condition: bool, field_name: str, message: str) -> None:
     if not condition:
         raise GraphValidationError(message, field=field_name or None)
@@ -245,7 +262,8 @@ def _node_from_dict(record: Any, i: int) -> Node:
                                     and num_tokens >= 0),
              f"{at}.num_tokens", "must be an integer >= 0 or null")
     correctness = record.get("correctness", "unknown")
-    _require(correctness in {c.value for c in Correctness}, f"{at}.correctness",
+    _require(isinstance(correctness, str) and correctness in {c.value for c in Correctness},
+             f"{at}.correctness",
              f"must be one of {[c.value for c in Correctness]}, got {correctness!r}")
     return Node(
         id=record["id"], agent=record["agent"], round=round_, reasoning=record["reasoning"],
@@ -270,15 +288,11 @@ def read_graphs(path: str | os.PathLike[str]) -> Iterator[ReasoningGraph]:
     """
     file = os.fspath(path)
     seen: dict[str, int] = {}
-    with open(file, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
+    with open(file, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            record = _parse_line(raw, file, line_no)
+            if record is None:
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise GraphValidationError(f"invalid JSON: {err.msg} (column {err.colno})",
-                                           file=file, line=line_no) from None
             try:
                 graph = ReasoningGraph.from_dict(record)
             except GraphValidationError as err:
@@ -289,6 +303,25 @@ def read_graphs(path: str | os.PathLike[str]) -> Iterator[ReasoningGraph]:
                     file=file, line=line_no, field="id")
             seen[graph.id] = line_no
             yield graph
+
+
+def _parse_line(raw: bytes, file: str, line_no: int) -> Any:
+    """The JSON value of one line (None for a blank line), or a located error."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise GraphValidationError(f"not UTF-8: {err.reason} at byte {err.start}",
+                                   file=file, line=line_no) from None
+    if not line.strip():
+        return None
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as err:
+        raise GraphValidationError(f"invalid JSON: {err.msg} (column {err.colno})",
+                                   file=file, line=line_no) from None
+    except (RecursionError, ValueError) as err:  # nesting or integer size beyond limits
+        raise GraphValidationError(f"JSON beyond parser limits: {type(err).__name__}",
+                                   file=file, line=line_no) from None
 
 
 def write_graphs(path: str | os.PathLike[str], graphs: Iterable[ReasoningGraph]) -> int:

@@ -61,7 +61,10 @@ def position_weighted_mean_pool(hidden: torch.Tensor, attention_mask: torch.Tens
 
 def margin_ranking_loss(positive_scores: torch.Tensor, negative_scores: torch.Tensor,
                         margin: float = 1.0) -> torch.Tensor:
-    """Per-pair ``max(0, margin - (positive - negative))``: zero once positives lead by the margin."""
+    """Per-pair ``max(0, margin - (positive - negative))``.
+
+    Zero once each positive outscores its negative by at least ``margin``.
+    """
     return F.relu(margin - (positive_scores - negative_scores))
 
 

@@ -16,7 +16,7 @@ TINY_ARCHITECTURE = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_lay
                      "num_attention_heads": 2, "num_key_value_heads": 2,
                      "max_position_embeddings": 256}
 
-C, I, U = Correctness.CORRECT, Correctness.INCORRECT, Correctness.UNKNOWN
+C, W, U = Correctness.CORRECT, Correctness.INCORRECT, Correctness.UNKNOWN  # W: wrong
 
 
 def tiny_student(**overrides) -> Student:
@@ -49,7 +49,7 @@ def hand_graphs() -> list[ReasoningGraph]:
     """Three small debates with known pairs: mixed labels, all correct, one unknown."""
     return [
         debate("g0", "Ann has 3 pens. She buys 2 more. How many pens does Ann have now?", [
-            [("3 + 2 = 5. The answer is 5.", C), ("3 - 2 = 1. The answer is 1.", I)],
+            [("3 + 2 = 5. The answer is 5.", C), ("3 - 2 = 1. The answer is 1.", W)],
             [("3 + 2 = 5. The answer is 5.", C), ("3 + 2 = 5. The answer is 5.", C)],
         ]),
         debate("g1", "Ben has 9 coins. He loses 4. How many coins does Ben have now?", [
@@ -59,10 +59,10 @@ def hand_graphs() -> list[ReasoningGraph]:
         debate("g2", "Eve has 7 cards. She sells 2. She finds 1 more. How many cards does "
                "Eve have now?", [
             [("7 - 2 = 5. 5 + 1 = 6. The answer is 6.", C), ("7 + 2 = 9. 9 + 1 = 10. The answer"
-                                                              " is 10.", I),
+                                                              " is 10.", W),
              ("I am not sure.", U)],
             [("7 - 2 = 5. 5 + 1 = 6. The answer is 6.", C),
-             ("7 - 2 = 4. 4 + 1 = 5. The answer is 5.", I), ("7 - 2 = 5. 5 + 1 = 6.", C)],
+             ("7 - 2 = 4. 4 + 1 = 5. The answer is 5.", W), ("7 - 2 = 5. 5 + 1 = 6.", C)],
         ]),
     ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from magdi_lightning.losses import (
@@ -43,7 +44,7 @@ def test_per_graph_mean_and_undefined_graphs() -> None:
 def test_position_weighted_pool_ignores_padding_and_weights_later_tokens() -> None:
     hidden = torch.tensor([[[1.0], [3.0], [100.0]]])
     mask = torch.tensor([[1, 1, 0]])
-    assert position_weighted_mean_pool(hidden, mask).item() == (1 * 1 + 3 * 2) / 3
+    assert position_weighted_mean_pool(hidden, mask).item() == pytest.approx((1 * 1 + 3 * 2) / 3)
 
 
 def test_node_classification_ignores_unknown_nodes() -> None:

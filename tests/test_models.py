@@ -7,7 +7,7 @@ import torch
 from factories import TINY_ARCHITECTURE, tiny_student
 
 from magdi_lightning.models.graph_encoder import GraphEncoder
-from magdi_lightning.models.student import load_student
+from magdi_lightning.models.student import enable_checkpointing, load_student
 from magdi_lightning.models.tokenizer import DEFAULT_TOKENIZER_DIR, train_toy_tokenizer
 
 
@@ -40,9 +40,9 @@ def test_lora_trains_adapters_only_and_hidden_states_still_flow(tmp_path) -> Non
 def test_gradient_checkpointing_gives_the_same_gradients() -> None:
     torch.manual_seed(0)
     plain = tiny_student()
-    checkpointed = tiny_student(); checkpointed.model.load_state_dict(plain.model.state_dict())
-    checkpointed.model.gradient_checkpointing_enable(
-        gradient_checkpointing_kwargs={"use_reentrant": False})
+    checkpointed = tiny_student()
+    checkpointed.model.load_state_dict(plain.model.state_dict())
+    enable_checkpointing(checkpointed.model)
     ids = torch.tensor([[1, 5, 6, 7, 8]])
     for student in (plain, checkpointed):
         student.train()

@@ -111,8 +111,9 @@ def _print_summary(metrics: dict[str, Any]) -> None:
     table.add_row(f"held-out accuracy ({metrics['heldout_questions']} questions)",
                   f"{untrained:.1%} untrained -> {trained}" if untrained is not None else trained)
     table.add_row("steps / fit time", f"{metrics['global_step']} / {metrics['fit_seconds']} s")
-    table.add_row("output dir", metrics["output_dir"])
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    console.print(f"run directory: {metrics['output_dir']}", soft_wrap=True)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")

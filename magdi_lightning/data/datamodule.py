@@ -57,12 +57,13 @@ def split_by_question(graphs: list[ReasoningGraph], val_fraction: float, test_fr
     """Graph indices per split; all graphs of one question land in the same split.
 
     Splitting by normalised question text (not by graph) keeps repeated debates of a
-    question from leaking between training and evaluation.
+    question from leaking between training and evaluation. A non-zero fraction gets at
+    least one question.
     """
     keys = sorted({_question_key(g.question) for g in graphs})
     random.Random(seed).shuffle(keys)
-    n_test = round(test_fraction * len(keys)) if test_fraction > 0 else 0
-    n_val = round(val_fraction * len(keys)) if val_fraction > 0 else 0
+    n_test = max(1, round(test_fraction * len(keys))) if test_fraction > 0 else 0
+    n_val = max(1, round(val_fraction * len(keys))) if val_fraction > 0 else 0
     if n_test + n_val >= len(keys):
         raise ValueError(f"{len(keys)} distinct questions are too few for val_fraction="
                          f"{val_fraction} and test_fraction={test_fraction}")
@@ -84,7 +85,10 @@ def _file_digest(path: Path) -> str:
 
 def _tokenizer_digest(tokenizer: PreTrainedTokenizerBase) -> str:
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    identity = backend.to_str() if backend is not None else f"{tokenizer.name_or_path}:{len(tokenizer)}"
+    if backend is not None:
+        identity = backend.to_str()
+    else:
+        identity = f"{tokenizer.name_or_path}:{len(tokenizer)}"
     return hashlib.sha256(identity.encode()).hexdigest()
 
 

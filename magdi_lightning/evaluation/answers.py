@@ -31,6 +31,8 @@ CHOICE_LETTERS = "ABCDEFGHIJ"
 _LOWER_LETTERS = "abcde"
 
 _YES_NO = {"yes": "yes", "true": "yes", "no": "no", "false": "no"}
+#: How far after "the answer is" or "####" a stated answer may reach.
+_MAX_ANSWER_CHARS = 300
 
 # A number as people write it: optional sign, digits with optional thousands commas,
 # optional decimals. No exponents: "1e999999" must not become a million-digit string.
@@ -47,6 +49,7 @@ _LATEX_NOISE = re.compile(r"\\[,!;: ]|\\left|\\right|\\\$|\\%|\$|~|\^\s*\{?\\cir
 _ANSWER_MARKER = re.compile(r"(?i:\banswer\b\s*(?:\bis\b|:))[\s:*]*|^[ \t]*A[ \t]*:[ \t]*", re.M)
 _HASH_MARKER = re.compile(r"####[ \t]*")
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_BRACE = re.compile(r"[{}]")
 
 _LETTER = "[" + CHOICE_LETTERS + "]"
 _ANY_LETTER = "[" + CHOICE_LETTERS + _LOWER_LETTERS + "]"
@@ -213,21 +216,37 @@ def _extractor(task: str) -> Callable[[str], str | None]:
 
 # --------------------------------------------------------------------- helpers
 def _boxed_contents(text: str) -> list[str]:
-    """Contents of every ``\\boxed{...}`` with balanced braces, in order."""
-    contents = []
-    for match in _BOXED.finditer(text):
-        depth = 1
-        for end in range(match.end(), len(text)):
-            depth += {"{": 1, "}": -1}.get(text[end], 0)
-            if depth == 0:
-                contents.append(text[match.end():end])
-                break
-    return contents
+    """Contents of every ``\\boxed{...}`` with balanced braces, outermost first.
+
+    One pass over the braces with a stack, so even a long text full of unclosed boxes
+    costs linear time.
+    """
+    openings = {match.end() - 1 for match in _BOXED.finditer(text)}
+    if not openings:
+        return []
+    found: list[tuple[int, str]] = []
+    stack: list[int] = []
+    for brace in _BRACE.finditer(text, min(openings)):
+        if brace[0] == "{":
+            stack.append(brace.start())
+        elif stack:
+            start = stack.pop()
+            if start in openings:
+                found.append((start, text[start + 1:brace.start()]))
+    return [content for _, content in sorted(found)]
 
 
 def _after_markers(text: str, marker: re.Pattern[str]) -> list[str]:
-    """The rest of the line after each match of ``marker``, last match first."""
-    return [text[m.end():].split("\n", 1)[0] for m in reversed(list(marker.finditer(text)))]
+    """The rest of the line after each ``marker`` match, last match first.
+
+    Each rest is capped at ``_MAX_ANSWER_CHARS`` so that a huge one-line text costs
+    linear, not quadratic, time.
+    """
+    rests = []
+    for match in marker.finditer(text):
+        rest = text[match.end():match.end() + _MAX_ANSWER_CHARS]
+        rests.append(rest.split("\n", 1)[0])
+    return rests[::-1]
 
 
 def _first_number(text: str) -> str | None:

@@ -8,6 +8,8 @@ code applied it unconditionally, at evaluation too).
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 from torch import nn
 from torch_geometric.nn import GATConv, GCNConv, SAGEConv
@@ -32,7 +34,7 @@ class GraphEncoder(nn.Module):
         if num_layers < 1:
             raise ValueError("graph encoder needs num_layers >= 1")
         sizes = [in_channels] + [hidden_channels] * (num_layers - 1) + [num_classes]
-        self.layers = nn.ModuleList(_LAYERS[kind](i, o) for i, o in zip(sizes, sizes[1:]))
+        self.layers = nn.ModuleList(_LAYERS[kind](i, o) for i, o in pairwise(sizes))
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:

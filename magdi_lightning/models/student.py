@@ -29,7 +29,7 @@ from transformers import (
 
 from magdi_lightning.models.tokenizer import DEFAULT_TOKENIZER_DIR
 
-__all__ = ["Student", "load_student"]
+__all__ = ["Student", "enable_checkpointing", "load_student"]
 
 
 class Student(nn.Module):
@@ -72,6 +72,18 @@ class Student(nn.Module):
         self.tokenizer.save_pretrained(directory)
 
 
+def enable_checkpointing(model: PreTrainedModel) -> None:
+    """Activation (gradient) checkpointing, non-reentrant so LoRA and frozen inputs work.
+
+    transformers 5 renamed the method; older releases only have the old name.
+    """
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
 def load_student(
     name_or_path: str | None = None,
     tokenizer: str | None = None,
@@ -103,7 +115,7 @@ def load_student(
     if model.generation_config is not None:
         model.generation_config.pad_token_id = tok.pad_token_id
     if gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(model)
     if lora:
         from peft import LoraConfig, get_peft_model
 

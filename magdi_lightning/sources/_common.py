@@ -62,11 +62,10 @@ def load_records(path: str | os.PathLike[str]) -> list[tuple[Where, Any]]:
     return located
 
 
-def check_task(task: str | None) -> str | None:
+def check_task(task: str | None) -> None:
     """Reject an unknown ``task=`` option early, before any file is read."""
     if task is not None and task not in TASK_FAMILIES:
         raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASK_FAMILIES)}")
-    return task
 
 
 def scalar_text(value: Any) -> str | None:
@@ -111,23 +110,25 @@ def stable_id(prefix: str, text: str) -> str:
     return f"{prefix}-{digest[:16]}"
 
 
-def preview(text: str) -> str:
-    """A short quoted excerpt of a (possibly huge) value for error messages."""
-    return repr(text[:_PREVIEW_CHARS] + "…" if len(text) > _PREVIEW_CHARS else text)
+def preview(value: Any) -> str:
+    """A short excerpt of a (possibly huge) value for error messages: strings quoted."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > _PREVIEW_CHARS:
+        text = text[:_PREVIEW_CHARS] + "…"
+    return repr(text) if isinstance(value, str) else text
 
 
 class UniqueIds:
     """Rejects a second graph with the same id, which ``read_graphs`` would refuse later."""
 
     def __init__(self) -> None:
-        self._first: dict[str, str] = {}
+        self._first: dict[str, str | None] = {}
 
-    def claim(self, graph_id: str, where: Where) -> str:
+    def claim(self, graph_id: str, where: Where) -> None:
         if graph_id in self._first:
-            raise where.error(f"duplicate graph id {graph_id!r} (first at {self._first[graph_id]})",
+            raise where.error(f"duplicate graph id {graph_id!r} (first in {self._first[graph_id]})",
                               field="id")
         self._first[graph_id] = where.record
-        return graph_id
 
 
 def build_graph(where: Where, **fields: Any) -> ReasoningGraph:

@@ -56,7 +56,7 @@ def import_du(path: str | os.PathLike[str], *, task: str | None = None,
     check_task(task)
     file = Path(path)
     named = _FILENAME.fullmatch(file.stem)
-    source = {"format": "du", "file": file.name}
+    source: dict[str, Any] = {"format": "du", "file": file.name}
     if named:
         source["dataset"] = named["dataset"]
     return _graphs(file, task, model or (named["model"] if named else None), source)
@@ -121,7 +121,7 @@ def _assistant_turns(context: Any, agent: int, where: Where) -> list[str]:
         if position == 0 and role == "system":
             continue
         if role != expected:
-            raise where.error(f"expected role {expected!r}, got {preview(repr(role))} (chats "
+            raise where.error(f"expected role {expected!r}, got {preview(role)} (chats "
                               "alternate user/assistant after an optional system message)",
                               field=f"{field}.role")
         if role == "assistant":

@@ -103,8 +103,8 @@ def _outputs(record: dict[str, Any], where: Where) -> dict[tuple[str, int], tupl
             raise where.error(f"{key!r} repeats agent {slot[0]!r} round {slot[1]} "
                               f"(already given by {found[slot][0]!r})", field=key)
         found[slot] = (key, output)
-    agents = list(dict.fromkeys(agent for agent, _ in found))
-    return {slot: found[slot] for slot in sorted(found, key=lambda s: (agents.index(s[0]), s[1]))}
+    order = {agent: i for i, agent in enumerate(dict.fromkeys(agent for agent, _ in found))}
+    return {slot: found[slot] for slot in sorted(found, key=lambda s: (order[s[0]], s[1]))}
 
 
 def _node(agent: str, round_: int, key: str, output: Any, where: Where, task: str,
@@ -130,6 +130,6 @@ def _graph_id(record: dict[str, Any], where: Where, file: Path, question: str) -
     if given is None:
         return stable_id(file.stem, question)
     if isinstance(given, bool) or not isinstance(given, (str, int)) or given == "":
-        raise where.error(f"must be a non-empty string or an integer, got {preview(repr(given))}",
+        raise where.error(f"must be a non-empty string or an integer, got {preview(given)}",
                           field="id")
     return str(given)

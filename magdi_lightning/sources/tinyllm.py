@@ -96,7 +96,7 @@ def _graphs(directory: Path, split: str) -> Iterator[ReasoningGraph]:
 
 def _rationales(llm_dir: Path, split: str) -> list[tuple[Where, str]]:
     """Every rationale of the split, in order, from ``{split}_CoT_0.json`` onwards."""
-    numbered = {}
+    numbered: dict[int, Path] = {}
     if llm_dir.is_dir():
         for file in llm_dir.iterdir():
             match = _RATIONALE_FILE.fullmatch(file.name)

@@ -32,8 +32,14 @@ from typing import Any
 
 from magdi_lightning.graph import Correctness, Edge, Node, ReasoningGraph
 
-__all__ = ["ToyWorldConfig", "ToyProblem", "generate_problems", "generate_toy_graphs",
-           "import_toy", "solve"]
+__all__ = [
+    "ToyProblem",
+    "ToyWorldConfig",
+    "generate_problems",
+    "generate_toy_graphs",
+    "import_toy",
+    "solve",
+]
 
 GENERATOR = "magdi_lightning.toy_world/v1"
 
