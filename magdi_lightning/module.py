@@ -205,10 +205,8 @@ class DistillationModule(L.LightningModule):
         if self.mode == "reference" and self.graph_encoder is not None \
                 and self.frozen_features is None:
             datamodule = self.trainer.datamodule
-            self.precompute_node_features(
-                batch for split in ("train", "val", "test")
-                for batch in datamodule._loader(split, shuffle=False,
-                                                batch_size=datamodule.eval_batch_size))
+            self.precompute_node_features(batch for split in ("train", "val", "test")
+                                          for batch in datamodule.loader(split))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.frozen_features is not None:

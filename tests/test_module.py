@@ -17,6 +17,18 @@ def _student_grad_norm(module, loss: torch.Tensor) -> float:
     return sum(p.grad.norm().item() for p in module.student.parameters() if p.grad is not None)
 
 
+def _rows_per_student_pass(module, batch) -> list[int]:
+    """How many sequences each student forward of one loss computation processed."""
+    seen: list[int] = []
+    embed = module.student.model.get_input_embeddings()
+    handle = embed.register_forward_hook(lambda _m, args, _o: seen.append(args[0].shape[0]))
+    try:
+        module.compute_losses(batch)
+    finally:
+        handle.remove()
+    return seen
+
+
 @pytest.mark.parametrize("name", ["nc", "mr"])
 def test_graph_losses_reach_the_student_end_to_end(name: str) -> None:
     torch.manual_seed(0)
@@ -47,30 +59,17 @@ def test_each_unique_node_goes_through_the_student_once() -> None:
     batch = batch_of(module.student, graphs)
     texts = {(g.question, n.reasoning) for g in graphs for n in g.nodes}
     assert batch.input_ids.shape[0] == len(texts) < sum(len(g.nodes) for g in graphs)
-    seen: list[int] = []
-    embed = module.student.model.get_input_embeddings()
-    handle = embed.register_forward_hook(lambda _m, args, _o: seen.append(args[0].shape[0]))
-    try:
-        module.compute_losses(batch)
-    finally:
-        handle.remove()
-    assert seen == [len(texts)]
+    assert _rows_per_student_pass(module, batch) == [len(texts)]
 
 
 def test_reference_mode_runs_two_forwards_over_replicated_pairs() -> None:
     module = tiny_module(mode="reference")
     batch = batch_of(module.student, hand_graphs())
     module.precompute_node_features([batch])
-    seen: list[int] = []
-    embed = module.student.model.get_input_embeddings()
-    handle = embed.register_forward_hook(lambda _m, args, _o: seen.append(args[0].shape[0]))
-    try:
-        module.compute_losses(batch)
-    finally:
-        handle.remove()
+    rows = _rows_per_student_pass(module, batch)
     # g0: 3 correct vs 1 incorrect -> 3 pairs; g2: 3 vs 2 -> 3 pairs; g1 has no negatives
     # and adds its 3 positives unpaired.
-    assert seen == [3 + 3 + 3, 3 + 3]
+    assert rows == [3 + 3 + 3, 3 + 3]
 
 
 def test_a_graphs_losses_are_the_same_alone_or_batched() -> None:

@@ -216,11 +216,14 @@ class GraphDataModule(L.LightningDataModule):
         return {"input_ids": input_ids, "prompt_length": prompt_lengths}
 
     # ------------------------------------------------------------------ loaders
-    def _loader(self, split: str, shuffle: bool, batch_size: int) -> DataLoader:
+    def loader(self, split: str, shuffle: bool = False, batch_size: int | None = None
+               ) -> DataLoader:
+        """Batches of one split (``batch_size`` graphs; default: the eval batch size)."""
         if not self.examples:
             self.setup()
         return DataLoader(
-            self.examples[split], batch_size=batch_size, shuffle=shuffle,
+            self.examples[split], batch_size=batch_size or self.eval_batch_size,
+            shuffle=shuffle,
             collate_fn=partial(collate_graphs, pad_token_id=self.tokenizer.pad_token_id,
                                mask_prompt=self.mask_prompt),
             num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
@@ -228,13 +231,13 @@ class GraphDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True, batch_size=self.batch_size)
+        return self.loader("train", shuffle=True, batch_size=self.batch_size)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False, batch_size=self.eval_batch_size)
+        return self.loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False, batch_size=self.eval_batch_size)
+        return self.loader("test")
 
     def held_out_questions(self, split: str = "test") -> list[HeldOutQuestion]:
         """The distinct questions of a split with their gold answers."""

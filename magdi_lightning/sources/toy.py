@@ -58,7 +58,7 @@ class ToyWorldConfig:
     min_steps: int = 2
     max_steps: int = 3
     max_number: int = 9
-    max_value: int = 15
+    max_value: int = 12
     num_agents: int = 3
     num_rounds: int = 2
     error_rates: tuple[float, ...] = (0.2, 0.35, 0.5)
