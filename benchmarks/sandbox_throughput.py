@@ -1,0 +1,145 @@
+"""Throughput and fidelity of the program sandbox on real program-of-thought solutions.
+
+``python -m benchmarks.sandbox_throughput [--n N] [--workers W]`` runs the first N Codex
+programs of the PoT GSM8K test file (``$MAGDI_SHARED_DATA``, default ``<repo>/../shared/data``,
+``teachers/pot_codex_gsm8k_test.jsonl``) through :func:`magdi_lightning.sandbox.run_programs`
+and prints JSON: programs per minute, and how often the sandbox reproduces the record's
+``executed`` field (the answer the PoT authors got by running the same program), so that a
+regression in either speed or semantics shows up as a number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import math
+import os
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+from magdi_lightning.sandbox import SandboxPool, SandboxResult
+
+SHARED_DATA_ENV = "MAGDI_SHARED_DATA"
+POT_FILE = Path("teachers") / "pot_codex_gsm8k_test.jsonl"
+
+
+def load_records(n: int | None) -> list[dict[str, Any]]:
+    """The PoT records (the file's first line is the few-shot prompt, not a record)."""
+    default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    path = Path(os.environ.get(SHARED_DATA_ENV, default)) / POT_FILE
+    with path.open(encoding="utf-8") as handle:
+        lines = handle.readlines()[1:]
+    records = [json.loads(line) for line in lines if line.strip()]
+    records = [record for record in records if "generated" in record and "executed" in record]
+    return records[:n] if n is not None else records
+
+
+def as_pot_answer(result: SandboxResult) -> Any:
+    """Our result in the shape of PoT's ``executed``: a float, a string or ``None``.
+
+    The PoT scripts record ``None`` when a program fails, reduce a list or tuple to its first
+    element and a dict to its first value, then take ``float(ans)`` when possible, else
+    ``str(ans)``. Our values are JSON-safe (containers come back as their ``repr``), so undo
+    that with :func:`ast.literal_eval` before applying the same rules.
+    """
+    if not result.ok or result.value is None:
+        return None
+    value = result.value
+    if isinstance(value, str):
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return value
+    if isinstance(value, dict):
+        value = next(iter(value.values()), None)
+    elif isinstance(value, (list, tuple)):
+        value = value[0] if value else None
+    if value is None or isinstance(value, bool):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def agrees(ours: Any, executed: Any) -> bool:
+    """Equal, numerically with a tolerance when both are numbers."""
+    if isinstance(ours, float) and isinstance(executed, (int, float)):
+        return math.isclose(ours, executed, rel_tol=1e-6, abs_tol=1e-6) or (
+            math.isnan(ours) and math.isnan(executed)
+        )
+    return ours == executed
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and of its reaped descendants."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=None, help="number of programs (default: all)")
+    parser.add_argument("--workers", type=int, default=None, help="default: one per CPU")
+    args = parser.parse_args(argv)
+    records = load_records(args.n)
+    codes = [record["generated"][0] for record in records]
+
+    started = time.perf_counter()
+    cpu_before = cpu_seconds()
+    with SandboxPool(args.workers) as pool:
+        startup = time.perf_counter() - started
+        started = time.perf_counter()
+        results = pool.run(codes)
+        elapsed = time.perf_counter() - started
+        workers, isolation = pool.size, pool.isolation
+    cpu_used = cpu_seconds() - cpu_before  # workers and their children are reaped by now
+
+    disagreements = []
+    for index, (record, result) in enumerate(zip(records, results)):
+        ours = as_pot_answer(result)
+        if not agrees(ours, record["executed"]):
+            disagreements.append({
+                "index": index,
+                "executed": record["executed"],
+                "sandbox": ours,
+                "error": f"{result.error_type}: {result.message}" if not result.ok else None,
+            })
+    error_types: dict[str, int] = {}
+    for result in results:
+        key = result.error_type or "ok"
+        error_types[key] = error_types.get(key, 0) + 1
+    walls = sorted(result.wall_seconds for result in results)
+    report = {
+        "programs": len(codes),
+        "workers": workers,
+        "cpus": os.cpu_count(),
+        "isolation": isolation,
+        "pool_startup_seconds": round(startup, 3),
+        "run_seconds": round(elapsed, 3),
+        "programs_per_minute": round(len(codes) / elapsed * 60) if elapsed > 0 else None,
+        # CPU time of this process, the workers and all program children, start-up included:
+        # unlike programs_per_minute, it does not depend on what else the machine is running.
+        "cpu_seconds_total": round(cpu_used, 2),
+        "median_program_ms": round(1000 * walls[len(walls) // 2], 1) if walls else None,
+        # Programs stopped by a time limit hold a worker for up to wall_seconds each.
+        "seconds_in_timeouts": round(
+            sum(result.wall_seconds for result in results if result.error_type == "timeout"), 1
+        ),
+        "outcomes": error_types,
+        "agreement_with_executed_percent": round(
+            100 * (len(codes) - len(disagreements)) / max(len(codes), 1), 2
+        ),
+        "disagreements": len(disagreements),
+        "disagreement_examples": disagreements[:5],
+    }
+    print(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()
