@@ -18,7 +18,7 @@ LEARNING_THRESHOLD = 0.25
 
 
 def _run_train(args: list[str], cwd: Path, shared_data: Path | None = None,
-               timeout: int = 600) -> subprocess.CompletedProcess[str]:
+               timeout: int = 1500) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1"}
     if shared_data is not None:
         env["MAGDI_SHARED_DATA"] = str(shared_data)

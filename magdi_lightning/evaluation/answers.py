@@ -1,15 +1,19 @@
 r"""Final-answer extraction and comparison, one rule set per task family.
 
 Teachers state answers in many styles (``\boxed{52}``, ``#### 52``, ``The answer is (c)``,
-a bare last number). Every importer labels node correctness with these functions, so a
-node's correctness means the same thing whatever the data source, and the student is
-later scored by the same rules. Each family tries its patterns from the most explicit to
-the loosest and returns ``None`` rather than guess when nothing fits.
+``the correct answer is answer3``, a bare last number). Every importer labels node
+correctness with these functions, so a node's correctness means the same thing whatever
+the data source, and the student is later scored by the same rules. Each family tries its
+patterns from the most explicit to the loosest and returns ``None`` rather than guess when
+nothing fits.
 
-Answers come back in a canonical form (``"1000"`` for ``"$1,000.00"``, ``"C"`` for
-``"(c)"``, ``"yes"`` for ``"True"``), so two canonical answers match when they are equal
-strings. No function here raises on any string; an unknown task family is a programming
-error and raises ``ValueError``.
+Answers come back in a canonical form (``"1000"`` for ``"$1,000.00"``, ``"0.75"`` for
+``"3/4"``, ``"C"`` for ``"(c)"`` or ``"answer3"``, ``"yes"`` for ``"True"``), so two
+canonical answers of a closed family match when they are equal strings. LaTeX answers
+(``math``) have too many equal spellings for that: they match when
+:func:`~magdi_lightning.evaluation.math_equivalence.math_equivalent` (``math-verify``)
+finds them equal. No function here raises on any string; an unknown task family is a
+programming error and raises ``ValueError``.
 
 To support a new answer style, add a pattern to the family's ``_extract_*`` function; to
 support a new family, add it to ``graph.TASK_FAMILIES`` and to ``_EXTRACTORS``.
@@ -18,8 +22,10 @@ support a new family, add it to ``graph.TASK_FAMILIES`` and to ``_EXTRACTORS``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from fractions import Fraction
 
+from magdi_lightning.evaluation.math_equivalence import math_equivalent
 from magdi_lightning.graph import TASK_FAMILIES
 
 __all__ = ["CHOICE_LETTERS", "answers_match", "extract_answer", "infer_task", "normalize_number"]
@@ -33,31 +39,61 @@ _LOWER_LETTERS = "abcde"
 _YES_NO = {"yes": "yes", "true": "yes", "no": "no", "false": "no"}
 #: How far after "the answer is" or "####" a stated answer may reach.
 _MAX_ANSWER_CHARS = 300
+#: Longer fractions are not numbers to us: reducing one costs time quadratic in its length.
+_MAX_FRACTION_DIGITS = 60
 
 # A number as people write it: optional sign, digits with optional thousands commas,
 # optional decimals. No exponents: "1e999999" must not become a million-digit string.
 _NUMBER = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+"
 _NUMBER_IN_TEXT = re.compile(r"(?<![\w.])(?:" + _NUMBER + r")")
-# A whole short answer: currency, the number, then at most a percent sign and a unit.
+# A number in a stated answer, a fraction included ("The answer is 29/3 liters").
+_STATED_NUMBER = re.compile(
+    r"(?<![\w.])(?P<number>" + _NUMBER + r")(?:\s*/\s*(?P<denominator>" + _NUMBER + r"))?"
+)
+# A whole short answer: sign, currency, the number or fraction, a percent sign, a unit.
 _NUMBER_ANSWER = re.compile(
-    r"[$€£]?\s*(?P<number>" + _NUMBER + r")\s*%?\s*(?:[^\W\d_][^\W\d_ ./]*(?:[ ./][^\W\d_]+)*)?"
+    r"(?P<sign>-)?\s*[$€£]?\s*(?P<number>" + _NUMBER + r")"
+    r"(?:\s*/\s*(?P<denominator>" + _NUMBER + r"))?"
+    r"\s*%?\s*(?:[^\W\d_][^\W\d_ ./]*(?:[ ./][^\W\d_]+)*)?"
+)
+_LATEX_FRACTION = re.compile(
+    r"\\[dt]?frac\s*\{\s*(" + _NUMBER + r")\s*\}\s*\{\s*(" + _NUMBER + r")\s*\}"
 )
 _LATEX_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
 _LATEX_NOISE = re.compile(r"\\[,!;: ]|\\left|\\right|\\\$|\\%|\$|~|\^\s*\{?\\circ\}?")
+# A math answer that is a plain decimal number is stored canonically ("12.0" -> "12");
+# commas stay, since "1,2" may be a list.
+_PLAIN_DECIMAL = re.compile(r"[-+]?\d+(?:\.\d+)?")
+_SENTENCE_END = re.compile(r"\.(?:\s|$)")
+# A reason given after the answer: "The answer is 5 because she had 2 and got 3".
+_REASON = re.compile(r"\b(?:because|since)\b", re.I)
+# "$9 500": thousands grouped by spaces, recognised only after a currency sign, where a
+# space cannot separate two numbers.
+_SPACED_THOUSANDS = re.compile(r"[$€£]\s?\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?![\d,])")
+_SPACE = re.compile(r"[ \u00a0\u202f]")
+# A math answer stated inline: "The final answer is $\frac{1}{2}$. I hope it is correct."
+_INLINE_MATH = re.compile(r"[\s*]*\$+([^$]+)\$")
 
-# "the answer is", "Answer:", "**Final answer:**" and GSM8K's closing "A: 18" line.
-_ANSWER_MARKER = re.compile(r"(?i:\banswer\b\s*(?:\bis\b|:))[\s:*]*|^[ \t]*A[ \t]*:[ \t]*", re.M)
+# "the answer is", "Answer:", "**Final answer:**" (group "stated"), and GSM8K's closing
+# "A: 18" line (group "label"), which in few-shot formats also opens the whole response.
+_ANSWER_MARKER = re.compile(r"(?P<stated>(?i:\banswer\b\s*(?:\bis\b|:))[\s:*]*)"
+                            r"|(?P<label>^[ \t]*A[ \t]*:[ \t]*)", re.M)
 _HASH_MARKER = re.compile(r"####[ \t]*")
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _BRACE = re.compile(r"[{}]")
 
 _LETTER = "[" + CHOICE_LETTERS + "]"
 _ANY_LETTER = "[" + CHOICE_LETTERS + _LOWER_LETTERS + "]"
+# "answer3" and "option 3" (LLM-Adapters' ARC and OpenBookQA answers) name the 3rd option.
+_OPTION_NUMBER = r"(?P<number>10|[1-9])(?!\d)"
 _CHOICE_AFTER_MARKER = re.compile(
-    r"(?i:option\s*)?(?:\(\s*(?P<paren>" + _ANY_LETTER + r")\s*\)"
+    r"(?i:answer|option)\s*" + _OPTION_NUMBER
+    + r"|(?i:option\s*)?(?:\(\s*(?P<paren>" + _ANY_LETTER + r")\s*\)"
     r"|(?P<upper>" + _LETTER + r")(?!\w)"
     r"|(?P<lower>[" + _LOWER_LETTERS + r"])(?=\s*(?:[.,;!]|$)))"
 )
+# "answer3" anywhere, but not an option list's "Answer3: ...".
+_NUMBERED_CHOICE = re.compile(r"(?i:\banswer\s*)" + _OPTION_NUMBER + r"(?!\s*:)")
 _PAREN_CHOICE = re.compile(r"\((" + _ANY_LETTER + r")\)")
 _LEADING_CHOICE = re.compile(r"(?:^|(?<=\s))(" + _LETTER + r")\)", re.M)
 _BARE_CHOICE = re.compile(r"\s*[({]?\s*(" + _ANY_LETTER + r")\s*[)}]?\s*[.:]?\s*")
@@ -67,48 +103,66 @@ _LEADING_YES_NO = re.compile(r"^\W*(yes|no|true|false)\b", re.I | re.A)
 
 
 # --------------------------------------------------------------------- public API
-def extract_answer(text: str, task: str) -> str | None:
+def extract_answer(text: str, task: str, choices: Sequence[str] | None = None) -> str | None:
     """The canonical final answer stated in ``text`` for ``task``, or ``None``.
 
-    numeric: the last ``\\boxed{}``, else ``#### N``, else "the answer is N", else the last
-    number. math: the last ``\\boxed{}``, ``####`` or "the answer is" content, or a
-    one-line text as a whole. multiple_choice: an option letter from ``\\boxed{B}``,
-    "the answer is (c)", "Answer: D", the last ``(a)`` or ``A)``, or a bare letter.
-    yes_no: "yes" or "no". text: the stated answer, else the whole text, lower-cased.
+    numeric: a short answer as a whole ("$1,000", "3/4"), else the last ``\\boxed{}``, else
+    ``#### N``, else the last number of the "the answer is" sentence before any "because"
+    ("4 + 16 = 20"; "5 arms and 3 legs, or 8 limbs") or an "A: N" line, a fraction such
+    as "29/3" kept exact, else the last number in the text.
+    math: the last ``\\boxed{}``, ``####`` or "the answer is" content, or a one-line text
+    as a whole, lightly tidied (compare them with :func:`answers_match`). multiple_choice:
+    an option letter from ``\\boxed{B}``, "the answer is (c)", "Answer: D", "answer3", the
+    last ``(a)`` or ``A)``, or a bare letter; failing those, when the options' texts are
+    given as ``choices``, the option whose text is stated as the answer. yes_no: "yes" or
+    "no". text: the stated answer, else the whole text, lower-cased.
 
     Text after a reasoning model's closing ``</think>`` is searched alone; a ``<think>``
     that never closes means the model ran out of tokens before answering: ``None``.
     """
     extract = _extractor(task)
     _, closed, final = text.rpartition("</think>")
-    if closed:
-        return extract(final)
-    return None if "<think>" in text else extract(text)
+    if not closed:
+        if "<think>" in text:
+            return None
+        final = text
+    answer = extract(final)
+    if answer is None and choices and task == "multiple_choice":
+        answer = _choice_by_text(final, choices)
+    return answer
 
 
-def answers_match(predicted: str | None, gold: str, task: str) -> bool:
+def answers_match(predicted: str | None, gold: str, task: str,
+                  choices: Sequence[str] | None = None) -> bool:
     """Whether ``predicted`` gives the gold answer under ``task``'s rules.
 
     Both sides go through :func:`extract_answer`, so raw text ("#### 52"), short answers
-    ("52.0") and canonical answers ("52") all compare alike. A missing prediction or a
-    gold answer with nothing extractable never matches.
+    ("52.0") and canonical answers ("52") all compare alike; ``math`` answers are then
+    compared by ``math-verify`` (``\\frac{1}{2}`` matches ``0.5``, ``[1,2)`` does not match
+    ``(1,2]``). A missing prediction or a gold answer with nothing extractable never
+    matches.
     """
     if predicted is None:
         return False
-    expected = extract_answer(gold, task)
-    return expected is not None and extract_answer(predicted, task) == expected
+    expected = extract_answer(gold, task, choices)
+    answer = extract_answer(predicted, task, choices)
+    if expected is None or answer is None:
+        return False
+    return math_equivalent(expected, answer) if task == "math" else answer == expected
 
 
 def normalize_number(s: str) -> str | None:
     """``s`` as a canonical decimal string if it is a number, else ``None``.
 
-    Accepts currency signs, thousands commas, a percent sign, a trailing unit word and
-    a trailing period ("$1,000.50", "52 WPM", "16 hours.") and drops insignificant zeros,
-    so numerically equal answers give equal strings ("52.0" -> "52", "-0" -> "0").
+    Accepts a sign before a currency sign, thousands commas, a percent sign, a trailing
+    unit word and a trailing period ("-$1,000.50", "52 WPM", "16 hours.") and drops
+    insignificant zeros, so numerically equal answers give equal strings ("52.0" -> "52",
+    "-0" -> "0"). A fraction ("3/4", ``\\frac{3}{4}``) becomes its decimal when that ends
+    ("0.75") and its reduced form otherwise ("2/6" -> "1/3"), never a rounded float.
     """
-    cleaned = _strip_latex(s).strip().rstrip(".").strip()
+    cleaned = _LATEX_FRACTION.sub(r"\1/\2", _strip_latex(s)).strip().rstrip(".").strip()
     match = _NUMBER_ANSWER.fullmatch(cleaned)
-    return _canonical_number(match["number"]) if match else None
+    return _canonical_match(match) if match else None
 
 
 def infer_task(gold: str) -> str:
@@ -130,17 +184,27 @@ def infer_task(gold: str) -> str:
 
 # --------------------------------------------------------------------- families
 def _extract_numeric(text: str) -> str | None:
+    whole = normalize_number(text)  # a short answer ("3/4", "$1,000") is all answer
+    if whole is not None:
+        return whole
+    text = _SPACED_THOUSANDS.sub(lambda match: _SPACE.sub("", match[0]), text)
     for content in reversed(_boxed_contents(text)):
         # "\boxed{6 + 4 = 10 boxes}" states 10; "\boxed{11 inches after 3 weeks}" states 11.
-        number = normalize_number(content) or _first_number(content.rsplit("=", 1)[-1])
+        number = normalize_number(content) or _first(_numbers_in(content.rsplit("=", 1)[-1]))
         if number is not None:
             return number
-    for rest in _after_markers(text, _HASH_MARKER):
-        number = normalize_number(rest) or _first_number(rest)
+    for rest, _ in _after_markers(text, _HASH_MARKER):
+        number = normalize_number(rest) or _first(_numbers_in(rest))
         if number is not None:
             return number
-    for rest in _after_markers(text, _ANSWER_MARKER):
-        number = _first_number(rest)
+    for rest, kind in _after_markers(text, _ANSWER_MARKER):
+        sentence = _REASON.split(_first_sentence(rest), maxsplit=1)[0]
+        number = normalize_number(sentence)
+        # An "A:" label that opens prose ("A: Janet's ducks lay 16 eggs") states nothing.
+        if number is None and kind == "stated":
+            # "the answer is 4 + 16 = 20" and "5 arms and 3 legs, or 8 limbs" end on it.
+            numbers = _numbers_in(sentence)
+            number = numbers[-1] if numbers else None
         if number is not None:
             return number
     numbers = _NUMBER_IN_TEXT.findall(text)
@@ -148,8 +212,9 @@ def _extract_numeric(text: str) -> str | None:
 
 
 def _extract_math(text: str) -> str | None:
-    candidates = [*reversed(_boxed_contents(text)), *_after_markers(text, _HASH_MARKER),
-                  *_after_markers(text, _ANSWER_MARKER)]
+    candidates = [*reversed(_boxed_contents(text)),
+                  *(rest for rest, _ in _after_markers(text, _HASH_MARKER)),
+                  *(_math_statement(rest) for rest, _ in _after_markers(text, _ANSWER_MARKER))]
     if "\n" not in text.strip():
         candidates.append(text)
     for candidate in candidates:
@@ -164,14 +229,14 @@ def _extract_choice(text: str) -> str | None:
         letter = _bare_choice(_strip_latex(content))
         if letter:
             return letter
-    for rest in _after_markers(text, _ANSWER_MARKER):
+    for rest, _ in _after_markers(text, _ANSWER_MARKER):
         match = _CHOICE_AFTER_MARKER.match(rest)
         if match:
-            return (match["paren"] or match["upper"] or match["lower"]).upper()
-    for pattern in (_PAREN_CHOICE, _LEADING_CHOICE):
-        letters = pattern.findall(text)
-        if letters:
-            return letters[-1].upper()
+            return _matched_letter(match)
+    for pattern in (_NUMBERED_CHOICE, _PAREN_CHOICE, _LEADING_CHOICE):
+        matches = list(pattern.finditer(text))
+        if matches:
+            return _matched_letter(matches[-1])
     return _bare_choice(text)
 
 
@@ -180,7 +245,7 @@ def _extract_yes_no(text: str) -> str | None:
         word = _yes_no_word(_strip_latex(content))
         if word:
             return word
-    for rest in _after_markers(text, _ANSWER_MARKER):
+    for rest, _ in _after_markers(text, _ANSWER_MARKER):
         match = _LEADING_YES_NO.match(rest)
         if match:
             return _YES_NO[match[1].lower()]
@@ -189,8 +254,8 @@ def _extract_yes_no(text: str) -> str | None:
 
 
 def _extract_text(text: str) -> str | None:
-    candidates = [*reversed(_boxed_contents(text)), *_after_markers(text, _ANSWER_MARKER),
-                  text]
+    candidates = [*reversed(_boxed_contents(text)),
+                  *(rest for rest, _ in _after_markers(text, _ANSWER_MARKER)), text]
     for candidate in candidates:
         answer = _normalize_text(_strip_latex(candidate))
         if answer:
@@ -212,6 +277,19 @@ def _extractor(task: str) -> Callable[[str], str | None]:
         return _EXTRACTORS[task]
     except (KeyError, TypeError):
         raise ValueError(f"unknown task family {task!r}; known: {list(TASK_FAMILIES)}") from None
+
+
+def _choice_by_text(text: str, choices: Sequence[str]) -> str | None:
+    """The letter of the option whose text is stated as the answer ("The answer is Insulin.")."""
+    options = [_normalize_text(_strip_latex(choice)) for choice in choices[:len(CHOICE_LETTERS)]]
+    candidates = [*reversed(_boxed_contents(text)),
+                  *(_first_sentence(rest) for rest, _ in _after_markers(text, _ANSWER_MARKER)),
+                  text]
+    for candidate in candidates:
+        stated = _normalize_text(_strip_latex(candidate))
+        if stated and stated in options:
+            return CHOICE_LETTERS[options.index(stated)]
+    return None
 
 
 # --------------------------------------------------------------------- helpers
@@ -236,8 +314,9 @@ def _boxed_contents(text: str) -> list[str]:
     return [content for _, content in sorted(found)]
 
 
-def _after_markers(text: str, marker: re.Pattern[str]) -> list[str]:
-    """The rest of the line after each ``marker`` match, last match first.
+def _after_markers(text: str, marker: re.Pattern[str]) -> list[tuple[str, str | None]]:
+    """The rest of the line after each ``marker`` match, last match first, with the name of
+    the marker's group that matched (``None`` for a marker without groups).
 
     Each rest is capped at ``_MAX_ANSWER_CHARS`` so that a huge one-line text costs
     linear, not quadratic, time.
@@ -245,13 +324,33 @@ def _after_markers(text: str, marker: re.Pattern[str]) -> list[str]:
     rests = []
     for match in marker.finditer(text):
         rest = text[match.end():match.end() + _MAX_ANSWER_CHARS]
-        rests.append(rest.split("\n", 1)[0])
+        rests.append((rest.split("\n", 1)[0], match.lastgroup))
     return rests[::-1]
 
 
-def _first_number(text: str) -> str | None:
-    match = _NUMBER_IN_TEXT.search(text)
-    return _canonical_number(match[0]) if match else None
+def _first_sentence(text: str) -> str:
+    """``text`` up to the first full stop ("18. Then" -> "18"; "18.5" stays whole)."""
+    return _SENTENCE_END.split(text, maxsplit=1)[0]
+
+
+def _numbers_in(text: str) -> list[str]:
+    """The numbers and fractions in ``text``, canonical, in order."""
+    numbers = (_canonical_match(match) for match in _STATED_NUMBER.finditer(text))
+    return [number for number in numbers if number is not None]
+
+
+def _first(numbers: list[str]) -> str | None:
+    return numbers[0] if numbers else None
+
+
+def _canonical_match(match: re.Match[str]) -> str | None:
+    """The canonical number of a ``_NUMBER_ANSWER`` or ``_STATED_NUMBER`` match."""
+    number: str | None = _canonical_number(match["number"])
+    if match["denominator"]:
+        number = _canonical_fraction(number, _canonical_number(match["denominator"]))
+    if number is None or number == "0" or not match.groupdict().get("sign"):
+        return number
+    return number[1:] if number.startswith("-") else "-" + number
 
 
 def _canonical_number(number: str) -> str:
@@ -265,15 +364,60 @@ def _canonical_number(number: str) -> str:
     return f"{sign}{whole}.{fraction}" if fraction else f"{sign}{whole}"
 
 
+def _canonical_fraction(numerator: str, denominator: str) -> str | None:
+    """``numerator / denominator`` (canonical decimals) exactly: a terminating decimal when
+    there is one, else the reduced ``p/q``; ``None`` for a zero or over-long denominator."""
+    if len(numerator) + len(denominator) > _MAX_FRACTION_DIGITS or denominator == "0":
+        return None
+    value = Fraction(numerator) / Fraction(denominator)
+    rest, twos, fives = value.denominator, 0, 0
+    while rest % 2 == 0:
+        rest, twos = rest // 2, twos + 1
+    while rest % 5 == 0:
+        rest, fives = rest // 5, fives + 1
+    if rest != 1:
+        return f"{value.numerator}/{value.denominator}"
+    places = max(twos, fives)
+    digits = str(abs(value.numerator) * 10**places // value.denominator).rjust(places + 1, "0")
+    sign, point = "-" if value < 0 else "", len(digits) - places
+    return _canonical_number(f"{sign}{digits[:point]}.{digits[point:]}")
+
+
 def _strip_latex(text: str) -> str:
     """Drop LaTeX that wraps an answer without changing it (``\\text{}``, ``$``, ``\\,``)."""
     return _LATEX_NOISE.sub("", _LATEX_WRAPPER.sub(r"\1", text))
 
 
+def _math_statement(rest: str) -> str:
+    """What follows "the answer is" in a math text: an inline ``$...$`` if it opens with
+    one, else the sentence (a full stop there may be a decimal point, but not a final one)."""
+    inline = _INLINE_MATH.match(rest)
+    return inline[1] if inline else _first_sentence(rest)
+
+
 def _normalize_math(answer: str) -> str | None:
-    cleaned = _strip_latex(answer).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    cleaned = "".join(cleaned.split()).rstrip(".")
-    return normalize_number(cleaned) or cleaned or None
+    """A LaTeX answer tidied only in ways that cannot change its meaning.
+
+    Whitespace runs become one space (removing them all would glue ``\\pi x`` into
+    ``\\pix``), ``\\dfrac``/``\\tfrac`` become ``\\frac``, surrounding ``$`` and a final
+    full stop go, and a plain decimal is canonical ("12.0" -> "12"). Units, ``\\text{}`` and
+    ``\\left`` stay: ``math-verify`` understands them, and unwrapping ``\\mbox{ inches}``
+    would turn it into a product of variables.
+    """
+    cleaned = " ".join(answer.split()).strip("$ ").rstrip(".").strip()
+    cleaned = cleaned.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    if _PLAIN_DECIMAL.fullmatch(cleaned):
+        return _canonical_number(cleaned)
+    return cleaned or None
+
+
+def _matched_letter(match: re.Match[str]) -> str:
+    """The option letter of a choice-pattern match: a letter group, or an option number."""
+    groups = match.groupdict()
+    if groups.get("number"):
+        return CHOICE_LETTERS[int(groups["number"]) - 1]
+    letter = groups.get("paren") or groups.get("upper") or groups.get("lower") or match[1]
+    return letter.upper()
 
 
 def _bare_choice(text: str) -> str | None:
