@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
 from typing import Any
+
+from magdi_lightning.io import write_lines_atomically
 
 __all__ = [
     "TASK_FAMILIES",
@@ -327,23 +327,8 @@ def _parse_line(raw: bytes, file: str, line_no: int) -> Any:
 def write_graphs(path: str | os.PathLike[str], graphs: Iterable[ReasoningGraph]) -> int:
     """Write graphs as JSONL atomically and return how many were written.
 
-    The file appears complete or not at all: lines go to a temporary file in the same
-    directory, which replaces ``path`` only after every graph was serialised and synced.
-    An error midway leaves an existing ``path`` untouched.
+    The file appears complete or not at all (see :func:`write_lines_atomically`): an
+    error midway leaves an existing ``path`` untouched.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for graph in graphs:
-                handle.write(json.dumps(graph.to_dict(), ensure_ascii=False) + "\n")
-                count += 1
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return count
+    return write_lines_atomically(
+        path, (json.dumps(graph.to_dict(), ensure_ascii=False) for graph in graphs))

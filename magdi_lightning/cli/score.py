@@ -1,0 +1,137 @@
+"""``magdi-score``: score any predictions file, ours or a teacher's or a third party's.
+
+``magdi-score --task {numeric,math,mc,yesno,pot} --input FILE.jsonl [--output-field output]
+[--gold-field gold] [--choices-field choices] -o SCORED.jsonl`` writes every record with
+``extracted`` and ``correct`` added (and ``sandbox_error`` for programs that failed) and
+prints the accuracy with its 95% confidence interval. With ``--task pot`` the output
+field holds a Python program (or a list whose first item is one), run in the sandbox;
+its ``ans`` is the answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from magdi_lightning.evaluation.answers import answers_match, extract_answer
+from magdi_lightning.evaluation.metrics import Accuracy, accuracy
+from magdi_lightning.graph import GraphValidationError
+from magdi_lightning.io import write_lines_atomically
+
+__all__ = ["TASKS", "main", "score_records"]
+
+#: Command-line task names and the answer family each is scored under.
+TASKS = {"numeric": "numeric", "math": "math", "mc": "multiple_choice", "yesno": "yes_no",
+         "pot": "numeric"}
+
+
+def read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """Each JSON object of a JSONL file with its line number; errors name file and line."""
+    records = []
+    with path.open("rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError) as err:
+                raise GraphValidationError(f"not a JSON line ({type(err).__name__})",
+                                           file=str(path), line=line_no) from None
+            if not isinstance(record, dict):
+                raise GraphValidationError("a record must be a JSON object", file=str(path),
+                                           line=line_no)
+            records.append((line_no, record))
+    return records
+
+
+def _field(record: dict[str, Any], name: str, where: tuple[str, int],
+           kinds: tuple[type, ...]) -> Any:
+    if name not in record:
+        raise GraphValidationError("missing", file=where[0], line=where[1], field=name)
+    value = record[name]
+    if not isinstance(value, kinds):
+        raise GraphValidationError(f"must be {' or '.join(k.__name__ for k in kinds)}, got "
+                                   f"{type(value).__name__}", file=where[0], line=where[1],
+                                   field=name)
+    return value
+
+
+def _program(value: Any, where: tuple[str, int], name: str) -> str:
+    if isinstance(value, list):
+        if not value or not isinstance(value[0], str):
+            raise GraphValidationError("a program list must start with a string",
+                                       file=where[0], line=where[1], field=name)
+        return value[0]
+    return value
+
+
+def score_records(records: list[tuple[int, dict[str, Any]]], task: str, file: str,
+                  output_field: str = "output", gold_field: str = "gold",
+                  choices_field: str | None = None) -> tuple[list[dict[str, Any]], Accuracy]:
+    """Records with ``extracted`` and ``correct`` added, and their accuracy.
+
+    Every record is checked before any program runs, so a bad record fails fast.
+    """
+    family = TASKS[task]
+    text_kinds: tuple[type, ...] = (str, list) if task == "pot" else (str,)
+    outputs, golds, choices = [], [], []
+    for line_no, record in records:
+        where = (file, line_no)
+        output = _field(record, output_field, where, text_kinds)
+        outputs.append(_program(output, where, output_field) if task == "pot" else output)
+        gold = _field(record, gold_field, where, (str, int, float, bool))
+        golds.append(("yes" if gold else "no") if isinstance(gold, bool) else str(gold))
+        choices.append(_field(record, choices_field, where, (list,)) if choices_field else None)
+
+    if task == "pot":
+        from magdi_lightning.sandbox import run_programs
+
+        results = run_programs(outputs)
+        answers = [None if not r.ok or r.value is None else str(r.value) for r in results]
+        errors = [r.error_type for r in results]
+    else:
+        answers = list(outputs)
+        errors = [None] * len(outputs)
+
+    scored = []
+    for (_, record), answer, gold, options, error in zip(records, answers, golds, choices,
+                                                         errors):
+        extracted = None if answer is None else extract_answer(answer, family, options)
+        out = {**record, "extracted": extracted,
+               "correct": answers_match(answer, gold, family, options)}
+        if error is not None:
+            out["sandbox_error"] = error
+        scored.append(out)
+    return scored, accuracy([r["correct"] for r in scored])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="magdi-score", description="Score a predictions JSONL file against gold answers.")
+    parser.add_argument("--task", required=True, choices=sorted(TASKS))
+    parser.add_argument("--input", required=True, type=Path, help="predictions JSONL")
+    parser.add_argument("--output-field", default="output",
+                        help="field holding the model output (a program for --task pot)")
+    parser.add_argument("--gold-field", default="gold", help="field holding the gold answer")
+    parser.add_argument("--choices-field", default=None,
+                        help="field holding the option texts (multiple choice, optional)")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="scored JSONL")
+    args = parser.parse_args(argv)
+    try:
+        records = read_records(args.input)
+        scored, result = score_records(records, args.task, str(args.input), args.output_field,
+                                       args.gold_field, args.choices_field)
+        write_lines_atomically(args.output,
+                               (json.dumps(r, ensure_ascii=False) for r in scored))
+    except (GraphValidationError, OSError) as err:
+        print(f"magdi-score: error: {err}", file=sys.stderr)
+        return 2
+    print(f"accuracy {result} on {args.input}; scored records in {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
