@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig, OmegaConf
 
 from magdi_lightning import CONFIG_DIR
-from magdi_lightning.evaluation.generation import heldout_accuracy
+from magdi_lightning.evaluation.generation import accuracy_of, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     questions = datamodule.held_out_questions(evaluation.split)[: evaluation.max_questions]
 
     def accuracy() -> tuple[float, list[Any]]:
-        return heldout_accuracy(student, datamodule.formatter, questions,
-                                evaluation.batch_size, evaluation.max_new_tokens)
+        predictions = evaluate(student, datamodule.formatter, questions,
+                               evaluation.batch_size, evaluation.max_new_tokens)
+        return accuracy_of(predictions), predictions
 
     metrics: dict[str, Any] = {"output_dir": str(output_dir), "heldout_questions": len(questions)}
     if evaluation.before_training:

@@ -13,7 +13,6 @@ import json
 import logging
 import random
 import re
-from dataclasses import dataclass
 from functools import partial
 from itertools import product
 from pathlib import Path
@@ -27,25 +26,17 @@ from transformers import PreTrainedTokenizerBase
 
 from magdi_lightning.data.batch import CORRECT, INCORRECT, GraphExample, collate_graphs
 from magdi_lightning.data.tokenization import PromptFormatter
+from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.graph import Correctness, ReasoningGraph, read_graphs, write_graphs
 from magdi_lightning.losses import IGNORE_INDEX
 
-__all__ = ["GraphDataModule", "HeldOutQuestion", "graph_example", "split_by_question"]
+__all__ = ["GraphDataModule", "graph_example", "split_by_question"]
 
 log = logging.getLogger(__name__)
 
 _CACHE_VERSION = "1"
 _LABELS = {Correctness.CORRECT: CORRECT, Correctness.INCORRECT: INCORRECT,
            Correctness.UNKNOWN: IGNORE_INDEX}
-
-
-@dataclass(frozen=True)
-class HeldOutQuestion:
-    """A question of a held-out split, for generation-based evaluation."""
-
-    question: str
-    gold_answer: str
-    task: str
 
 
 def _question_key(question: str) -> str:
@@ -239,15 +230,16 @@ class GraphDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self.loader("test")
 
-    def held_out_questions(self, split: str = "test") -> list[HeldOutQuestion]:
-        """The distinct questions of a split with their gold answers."""
+    def held_out_questions(self, split: str = "test") -> list[BenchmarkExample]:
+        """The distinct questions of a split with their gold answers, as benchmark items."""
         if not self.examples:
             self.setup()
-        seen: dict[str, HeldOutQuestion] = {}
+        seen: dict[str, BenchmarkExample] = {}
         for i in self.splits[split]:
             graph = self.graph_list[i]
             seen.setdefault(_question_key(graph.question),
-                            HeldOutQuestion(graph.question, graph.gold_answer, graph.task))
+                            BenchmarkExample(id=graph.id, question=graph.question,
+                                             gold=graph.gold_answer, task=graph.task))
         return list(seen.values())
 
 

@@ -94,6 +94,9 @@ def load_student(
 ) -> Student:
     """Load a pretrained student, or build the embedded default from ``architecture``.
 
+    ``name_or_path`` is a Hub name, a model directory, or a directory of LoRA adapters
+    (with ``adapter_config.json``; their base model is loaded first).
+
     ``tokenizer`` defaults to ``name_or_path``'s own, else to the shipped toy tokenizer.
     ``lora`` (``peft.LoraConfig`` keywords) wraps the model with trainable adapters and
     freezes the rest. ``torch_dtype`` is for loading only; mixed precision during
@@ -103,9 +106,14 @@ def load_student(
     tok = AutoTokenizer.from_pretrained(str(tokenizer_source))
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    if name_or_path:
-        model = AutoModelForCausalLM.from_pretrained(
-            name_or_path, dtype=getattr(torch, torch_dtype) if torch_dtype else "auto")
+    dtype = getattr(torch, torch_dtype) if torch_dtype else "auto"
+    if name_or_path and (Path(name_or_path) / "adapter_config.json").is_file():
+        # LoRA adapters saved by a training run: the base model they name, plus them.
+        from peft import AutoPeftModelForCausalLM
+
+        model = AutoPeftModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
+    elif name_or_path:
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
     else:
         settings = dict(architecture or {})
         settings.setdefault("vocab_size", len(tok))

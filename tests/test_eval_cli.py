@@ -1,0 +1,52 @@
+"""magdi-eval on a locally saved student (full weights and LoRA adapters)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from factories import TINY_ARCHITECTURE, tiny_student
+
+from magdi_lightning.models.student import load_student
+
+
+def test_lora_adapter_directory_loads_over_its_base(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    base = tiny_student()
+    base.save_pretrained(tmp_path / "base")
+    tuned = load_student(name_or_path=str(tmp_path / "base"),
+                         lora={"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]})
+    for name, param in tuned.model.named_parameters():
+        if "lora_B" in name:
+            param.data.fill_(0.01)  # make the adapters change the output
+    tuned.save_pretrained(tmp_path / "adapters")
+    reloaded = load_student(name_or_path=str(tmp_path / "adapters"))
+    ids = torch.tensor([[1, 5, 6, 7]])
+    mask = torch.ones_like(ids)
+    expected = tuned.hidden_states(ids, mask)
+    assert torch.allclose(reloaded.hidden_states(ids, mask), expected, atol=1e-5)
+    assert not torch.allclose(base.hidden_states(ids, mask), expected, atol=1e-3)
+
+
+def test_magdi_eval_writes_metrics_and_predictions(tmp_path: Path, shared_data: Path) -> None:
+    load_student(architecture=TINY_ARCHITECTURE).save_pretrained(tmp_path / "student")
+    env = {**os.environ, "MAGDI_SHARED_DATA": str(shared_data)}
+    result = subprocess.run(
+        [sys.executable, "-m", "magdi_lightning.cli.evaluate", f"model={tmp_path / 'student'}",
+         "benchmark=arc_challenge", "limit=4", "generation.max_new_tokens=6",
+         "self_consistency.k=2"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "arc_challenge: accuracy" in result.stdout
+    (metrics_file,) = (tmp_path / "outputs").glob("eval_*/metrics.json")
+    metrics = json.loads(metrics_file.read_text())
+    assert metrics["total"] == 4 and 0 <= metrics["ci95_low"] <= metrics["ci95_high"] <= 1
+    assert metrics["self_consistency"]["k"] == 2
+    predictions = [json.loads(line) for line in
+                   (metrics_file.parent / "predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == 4
+    assert all(len(p["samples"]) == 2 and p["gold"] in "ABCDE" for p in predictions)
