@@ -50,3 +50,31 @@ def test_magdi_eval_writes_metrics_and_predictions(tmp_path: Path, shared_data: 
                    (metrics_file.parent / "predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 4
     assert all(len(p["samples"]) == 2 and p["gold"] in "ABCDE" for p in predictions)
+
+
+def test_magdi_eval_reports_token_efficiency_against_teacher_graphs(
+        tmp_path: Path, shared_data: Path) -> None:
+    from magdi_lightning.evaluation.benchmarks import load_benchmark
+    from magdi_lightning.graph import Node, ReasoningGraph, write_graphs
+
+    examples = load_benchmark("svamp", data_dir=shared_data, limit=3)
+    write_graphs(tmp_path / "teachers.jsonl", [
+        ReasoningGraph(id=f"t{i}", question=e.question, gold_answer=e.gold, task="numeric",
+                       nodes=[Node(id="a", agent="gpt", round=0, reasoning="...", num_tokens=120)])
+        for i, e in enumerate(examples)])
+    load_student(architecture=TINY_ARCHITECTURE).save_pretrained(tmp_path / "student")
+    result = subprocess.run(
+        [sys.executable, "-m", "magdi_lightning.cli.evaluate", f"model={tmp_path / 'student'}",
+         "benchmark=svamp", "limit=3", "generation.max_new_tokens=6",
+         f"teacher_graphs={tmp_path / 'teachers.jsonl'}"],
+        cwd=tmp_path, env={**os.environ, "MAGDI_SHARED_DATA": str(shared_data),
+                           "WANDB_SILENT": "true"},
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (tmp_path / "outputs").glob("eval_*")
+    report = json.loads((run / "metrics.json").read_text())["token_efficiency"]
+    assert report["matched_questions"] == 3 and report["teacher_tokens_per_question"] == 120
+    assert report["teacher_to_student_ratio"] == 120 / report["student_tokens_per_question"]
+    for name in ("accuracy.png", "tokens.png"):
+        assert (run / name).read_bytes().startswith(b"\x89PNG")
+    assert any(run.glob("wandb/offline-run-*"))

@@ -52,7 +52,8 @@ def test_default_run_learns_and_writes_its_run_directory(tmp_path: Path) -> None
 
 def test_shipped_data_configs_and_methods_train(tmp_path: Path, shared_data: Path) -> None:
     _run_train(["--multirun", "data=du_gsm8k,gsm8k_solutions",
-                "method=magdi,magdi_reference,sft", "debug=fast", "logger=csv"],
+                "method=magdi,magdi_reference,sft", "debug=fast", "logger=csv",
+                "data.max_length=128"],
                cwd=tmp_path, shared_data=shared_data)
     runs = _metrics(tmp_path / "outputs")
     assert len(runs) == 6

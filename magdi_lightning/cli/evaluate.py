@@ -2,7 +2,9 @@
 
 The run directory holds ``config.yaml``, ``metrics.json`` (accuracy with its 95% Wilson
 interval, self-consistency accuracy when ``self_consistency.k`` > 1, generated tokens per
-question) and ``predictions.jsonl`` (question, output, extracted answer, gold, correct).
+question and, given the teachers' graphs, the token-efficiency report),
+``predictions.jsonl`` (question, output, extracted answer, gold, correct), ``accuracy.png``
+and ``tokens.png``; the metrics, plots and a table of sample generations also go to wandb.
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ from magdi_lightning.data.tokenization import PromptFormatter
 from magdi_lightning.evaluation.benchmarks import load_benchmark
 from magdi_lightning.evaluation.generation import evaluate
 from magdi_lightning.evaluation.metrics import accuracy
+from magdi_lightning.evaluation.reports import (
+    log_to_wandb,
+    teacher_tokens_per_question,
+    token_efficiency,
+    write_accuracy_plot,
+    write_token_plot,
+)
+from magdi_lightning.graph import read_graphs
 from magdi_lightning.io import write_lines_atomically
 from magdi_lightning.models.student import load_student
 
@@ -53,6 +63,15 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     if cfg.self_consistency.k > 1:
         vote = accuracy([bool(p.vote_correct) for p in predictions])
         metrics["self_consistency"] = {"k": cfg.self_consistency.k, **vote.as_dict()}
+    plots = {"accuracy": write_accuracy_plot({cfg.benchmark.name: greedy},
+                                             output_dir / "accuracy.png")}
+    if cfg.teacher_graphs:
+        teachers = teacher_tokens_per_question(read_graphs(cfg.teacher_graphs), student.tokenizer)
+        metrics["token_efficiency"] = token_efficiency(predictions, teachers)
+        if metrics["token_efficiency"]["matched_questions"]:
+            plots["tokens"] = write_token_plot(metrics["token_efficiency"],
+                                               output_dir / "tokens.png")
+    _log_to_wandb(cfg, output_dir, metrics, predictions, plots)
     write_lines_atomically(output_dir / "predictions.jsonl",
                            (json.dumps(asdict(p), ensure_ascii=False) for p in predictions))
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -61,6 +80,20 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
              if cfg.self_consistency.k > 1 else ""))
     print(f"run directory: {output_dir}")
     return metrics
+
+
+def _log_to_wandb(cfg: DictConfig, output_dir: Path, metrics: dict[str, Any],
+                  predictions: list[Any], plots: dict[str, Path]) -> None:
+    if cfg.wandb.mode == "disabled":
+        return
+    import wandb
+
+    run = wandb.init(project=cfg.wandb.project, mode=cfg.wandb.mode, dir=str(output_dir),
+                     job_type=cfg.task_name, config=OmegaConf.to_container(cfg, resolve=True))
+    try:
+        log_to_wandb(run, metrics, predictions, plots)
+    finally:
+        run.finish()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
