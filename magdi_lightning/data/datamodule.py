@@ -13,7 +13,7 @@ import json
 import logging
 import random
 import re
-from functools import partial
+from functools import cached_property, partial
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -128,9 +128,12 @@ class GraphDataModule(L.LightningDataModule):
         self.examples: dict[str, list[GraphExample]] = {}
 
     # ------------------------------------------------------------------ sources
-    @property
+    @cached_property
     def source_path(self) -> Path:
-        """The MAG JSONL the module reads (the importer's cached output if importing)."""
+        """The MAG JSONL the module reads (the importer's cached output if importing).
+
+        Cached: naming the importer's output hashes its input file, once per module.
+        """
         if self.graphs_path is not None:
             return self.graphs_path
         assert self.importer is not None
