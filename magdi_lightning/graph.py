@@ -75,6 +75,8 @@ class Node:
     ``agent`` names the speaker (a persona or teacher slot) and ``model`` the LLM behind
     it, so two agents may share a model. ``round`` counts from 0. ``num_tokens`` is the
     teacher-side length of the response when known (for token-efficiency reports).
+    ``metadata`` is free-form JSON the training code never reads: a teacher's stated
+    confidence, a flag for a response that could not be parsed, why generation stopped.
     """
 
     id: str
@@ -86,6 +88,7 @@ class Node:
     model: str | None = None
     strategy: str | None = None
     num_tokens: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def is_correct(self) -> bool:
@@ -185,6 +188,8 @@ class ReasoningGraph:
             for key in ("model", "strategy", "num_tokens"):
                 if getattr(node, key) is not None:
                     record[key] = getattr(node, key)
+            if node.metadata:
+                record["metadata"] = node.metadata
             nodes.append(record)
         record = {
             "id": self.id, "question": self.question, "gold_answer": self.gold_answer,
@@ -224,7 +229,7 @@ class ReasoningGraph:
 _GRAPH_FIELDS = {"id", "question", "gold_answer", "task", "nodes", "edges", "source",
                  "allow_backward_edges"}
 _NODE_FIELDS = {"id", "agent", "round", "reasoning", "answer", "correctness", "model",
-                "strategy", "num_tokens"}
+                "strategy", "num_tokens", "metadata"}
 
 
 def _encodable(text: str | None) -> bool:
@@ -261,6 +266,8 @@ def _node_from_dict(record: Any, i: int) -> Node:
     _require(num_tokens is None or (isinstance(num_tokens, int) and not isinstance(num_tokens, bool)
                                     and num_tokens >= 0),
              f"{at}.num_tokens", "must be an integer >= 0 or null")
+    metadata = record.get("metadata", {})
+    _require(isinstance(metadata, dict), f"{at}.metadata", "must be an object")
     correctness = record.get("correctness", "unknown")
     _require(isinstance(correctness, str) and correctness in {c.value for c in Correctness},
              f"{at}.correctness",
@@ -269,6 +276,7 @@ def _node_from_dict(record: Any, i: int) -> Node:
         id=record["id"], agent=record["agent"], round=round_, reasoning=record["reasoning"],
         answer=record.get("answer"), correctness=Correctness(correctness),
         model=record.get("model"), strategy=record.get("strategy"), num_tokens=num_tokens,
+        metadata=metadata,
     )
 
 

@@ -48,7 +48,10 @@ class DistillationModule(L.LightningModule):
 
     ``graph_encoder`` builds the encoder from the student's hidden size; it is only
     built when the NC weight is non-zero, and the MR scorer only when the MR weight is,
-    so ``method=sft`` (NT alone) carries no unused parameters.
+    so ``method=sft`` (NT alone) carries no unused parameters. ``student_config`` (the
+    keywords the student was built with) is only stored in the checkpoint's
+    hyper-parameters, so :func:`~magdi_lightning.models.student.load_student_from_checkpoint`
+    can rebuild the student from a ``.ckpt`` alone.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class DistillationModule(L.LightningModule):
         mode: str = "end_to_end",
         optimizer: dict[str, Any] | None = None,
         scheduler: dict[str, Any] | None = None,
+        student_config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if mode not in MODES:

@@ -334,14 +334,14 @@ def test_hf_errors_name_the_row_and_column(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------ configs
-def _compose(*overrides: str) -> dict[str, Any]:
+def _compose(name: str, *overrides: str) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=list(overrides),
                       return_hydra_config=True)
-    benchmark = OmegaConf.to_container(cfg.benchmark, resolve=True)
+    benchmark = OmegaConf.to_container(cfg.benchmark[name], resolve=True)
     assert isinstance(benchmark, dict)
     return benchmark
 
@@ -352,10 +352,12 @@ def test_every_benchmark_has_a_config() -> None:
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_benchmark_config_composes_and_loads(config: str, shared_data: Path) -> None:
-    benchmark = _compose(f"+benchmark={config}", f"paths.shared_data={shared_data}")
+    benchmark = _compose(config, f"+benchmark={config}", f"paths.shared_data={shared_data}")
     assert benchmark["name"] == config
-    path = Path(benchmark["loader"]["path"])
-    if not path.is_file():  # the hf default names a hub dataset: nothing to read offline
+    path = Path(benchmark["loader"].get("path", "generated"))
+    if config == "toy":
+        assert not path.exists()  # generated, not read
+    elif not path.is_file():  # the hf default names a hub dataset: nothing to read offline
         assert config == "hf"
         return
     examples = load_benchmark(benchmark["name"], limit=3, **benchmark["loader"])
@@ -364,10 +366,10 @@ def test_benchmark_config_composes_and_loads(config: str, shared_data: Path) -> 
 
 
 def test_hf_config_reads_a_local_file(shared_data: Path, tmp_path: Path) -> None:
-    benchmark = _compose("+benchmark=hf", "benchmark.loader.path=json",
-                         "benchmark.loader.name=null", "benchmark.loader.split=train",
-                         f"benchmark.loader.data_files={shared_data / 'gsm8k' / 'test.jsonl'}",
-                         f"benchmark.loader.cache_dir={tmp_path}")
+    benchmark = _compose("hf", "+benchmark=hf", "benchmark.hf.loader.path=json",
+                         "benchmark.hf.loader.name=null", "benchmark.hf.loader.split=train",
+                         f"benchmark.hf.loader.data_files={shared_data / 'gsm8k' / 'test.jsonl'}",
+                         f"benchmark.hf.loader.cache_dir={tmp_path}")
     examples = load_benchmark(benchmark["name"], **benchmark["loader"])
     assert [e.gold for e in examples] == [e.gold for e in load_benchmark(
         "gsm8k", path=shared_data / "gsm8k" / "test.jsonl")]

@@ -43,13 +43,14 @@ def test_magdi_eval_writes_metrics_and_predictions(tmp_path: Path, shared_data: 
     assert result.returncode == 0, result.stderr[-3000:]
     assert "arc_challenge: accuracy" in result.stdout
     (metrics_file,) = (tmp_path / "outputs").glob("eval_*/metrics.json")
-    metrics = json.loads(metrics_file.read_text())
+    metrics = json.loads(metrics_file.read_text())["benchmarks"]["arc_challenge"]
     assert metrics["total"] == 4 and 0 <= metrics["ci95_low"] <= metrics["ci95_high"] <= 1
     assert metrics["self_consistency"]["k"] == 2
     predictions = [json.loads(line) for line in
                    (metrics_file.parent / "predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 4
     assert all(len(p["samples"]) == 2 and p["gold"] in "ABCDE" for p in predictions)
+    assert {p["benchmark"] for p in predictions} == {"arc_challenge"}
 
 
 def test_magdi_eval_reports_token_efficiency_against_teacher_graphs(
@@ -78,3 +79,66 @@ def test_magdi_eval_reports_token_efficiency_against_teacher_graphs(
     for name in ("accuracy.png", "tokens.png"):
         assert (run / name).read_bytes().startswith(b"\x89PNG")
     assert any(run.glob("wandb/offline-run-*"))
+
+
+def _run_eval(tmp_path: Path, shared_data: Path, *overrides: str) -> Path:
+    result = subprocess.run(
+        [sys.executable, "-m", "magdi_lightning.cli.evaluate", *overrides,
+         "generation.max_new_tokens=6", "wandb.mode=disabled"],
+        cwd=tmp_path, env={**os.environ, "MAGDI_SHARED_DATA": str(shared_data)},
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (tmp_path / "outputs").glob("eval_*")
+    return run
+
+
+def test_magdi_eval_scores_several_benchmarks_in_one_run(tmp_path: Path,
+                                                         shared_data: Path) -> None:
+    load_student(architecture=TINY_ARCHITECTURE).save_pretrained(tmp_path / "student")
+    run = _run_eval(tmp_path, shared_data, f"model={tmp_path / 'student'}",
+                    "benchmark=[svamp,boolq,math500]", "limit=3")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert list(metrics["benchmarks"]) == ["svamp", "boolq", "math500"]
+    assert all(m["total"] == 3 for m in metrics["benchmarks"].values())
+    assert metrics["mean_accuracy"] == sum(
+        m["accuracy"] for m in metrics["benchmarks"].values()) / 3
+    predictions = [json.loads(line)
+                   for line in (run / "predictions.jsonl").read_text().splitlines()]
+    assert [p["benchmark"] for p in predictions] == (
+        ["svamp"] * 3 + ["boolq"] * 3 + ["math500"] * 3)
+    assert (run / "accuracy.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_magdi_eval_loads_a_lightning_checkpoint(tmp_path: Path, shared_data: Path) -> None:
+    import lightning as L
+    from factories import batch_of, hand_graphs, tiny_module
+    from torch.utils.data import DataLoader
+
+    from magdi_lightning.models.student import load_student_from_checkpoint
+
+    torch.manual_seed(0)
+    settings = {"architecture": TINY_ARCHITECTURE}
+    module = tiny_module(student=load_student(**settings), student_config=settings)
+    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    batch = batch_of(module.student, hand_graphs())
+    trainer.fit(module, train_dataloaders=DataLoader([batch, batch], batch_size=None))
+    trainer.save_checkpoint(tmp_path / "step2.ckpt")
+
+    reloaded = load_student_from_checkpoint(tmp_path / "step2.ckpt")
+    for (name, value), (_, expected) in zip(reloaded.state_dict().items(),
+                                            module.student.state_dict().items()):
+        assert torch.equal(value, expected.cpu()), name
+    run = _run_eval(tmp_path, shared_data, f"model={tmp_path / 'step2.ckpt'}",
+                    "benchmark=svamp", "limit=2")
+    assert json.loads((run / "metrics.json").read_text())["benchmarks"]["svamp"]["total"] == 2
+
+
+def test_a_checkpoint_without_a_student_config_is_refused(tmp_path: Path) -> None:
+    import pytest
+
+    from magdi_lightning.models.student import load_student_from_checkpoint
+
+    torch.save({"state_dict": {}, "hyper_parameters": {}}, tmp_path / "other.ckpt")
+    with pytest.raises(ValueError, match=r"other\.ckpt.*student_config"):
+        load_student_from_checkpoint(tmp_path / "other.ckpt")

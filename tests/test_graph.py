@@ -159,3 +159,18 @@ def test_interrupted_generator_leaves_the_old_file_intact(tmp_path: Path) -> Non
         write_graphs(path, graphs_then_failure())
     assert [g.id for g in read_graphs(path)] == ["old"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["graphs.jsonl"]
+
+
+def test_node_metadata_round_trips_and_must_be_an_object() -> None:
+    from magdi_lightning.graph import GraphValidationError, Node, ReasoningGraph
+
+    graph = ReasoningGraph(id="g", question="q?", gold_answer="1", task="numeric", nodes=[
+        Node(id="a", agent="a", round=0, reasoning="r",
+             metadata={"confidence": 0.9, "parse_error": "no JSON"})])
+    assert ReasoningGraph.from_dict(graph.to_dict()) == graph
+    record = graph.to_dict()
+    record["nodes"][0]["metadata"] = "high"
+    import pytest
+
+    with pytest.raises(GraphValidationError, match=r"nodes\[0\]\.metadata"):
+        ReasoningGraph.from_dict(record)

@@ -70,6 +70,17 @@ def test_du_debates_train_end_to_end(tmp_path: Path, shared_data: Path) -> None:
     assert sum(1 for _ in imported[0].open()) == 20
     assert metrics["global_step"] == 8 and metrics["train/loss"] > 0
 
+    # The checkpoint alone rebuilds the trained student (what magdi-eval model=*.ckpt does).
+    import torch
+
+    from magdi_lightning.models.student import load_student, load_student_from_checkpoint
+
+    run = Path(metrics["output_dir"])
+    from_checkpoint = load_student_from_checkpoint(run / "checkpoints" / "last.ckpt")
+    saved = load_student(name_or_path=str(run / "student")).state_dict()
+    assert all(torch.equal(value, saved[key])
+               for key, value in from_checkpoint.state_dict().items())
+
 
 @pytest.mark.parametrize("group_option", [
     "student=hf student.name_or_path=MODEL", "graph_encoder=gat", "graph_encoder=sage",

@@ -1,10 +1,16 @@
-"""``magdi-eval``: answer a benchmark with a student and write metrics and predictions.
+"""``magdi-eval``: answer benchmarks with a student and write metrics and predictions.
 
-The run directory holds ``config.yaml``, ``metrics.json`` (accuracy with its 95% Wilson
-interval, self-consistency accuracy when ``self_consistency.k`` > 1, generated tokens per
-question and, given the teachers' graphs, the token-efficiency report),
-``predictions.jsonl`` (question, output, extracted answer, gold, correct), ``accuracy.png``
-and ``tokens.png``; the metrics, plots and a table of sample generations also go to wandb.
+``model`` is a Hugging Face model directory (a run's ``student/``), a LoRA adapter
+directory, a Hub name, or a Lightning checkpoint (``.ckpt``) written by ``magdi-train``.
+``benchmark`` selects one or several configs (``benchmark=[gsm8k,svamp,asdiv]``).
+
+The run directory holds ``config.yaml``, ``metrics.json`` (per benchmark: accuracy with
+its 95% Wilson interval, self-consistency accuracy when ``self_consistency.k`` > 1,
+generated tokens per question, and per strategy how often the student chose it and its
+accuracy then; given the teachers' graphs, the token-efficiency report),
+``predictions.jsonl`` (benchmark, question, output, strategy, extracted answer, gold,
+correct), ``accuracy.png`` and ``tokens.png``; the metrics, plots and a table of sample
+generations also go to wandb.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
 import hydra
@@ -22,10 +29,11 @@ from omegaconf import DictConfig, OmegaConf
 from magdi_lightning import CONFIG_DIR
 from magdi_lightning.data.tokenization import PromptFormatter
 from magdi_lightning.evaluation.benchmarks import load_benchmark
-from magdi_lightning.evaluation.generation import evaluate
-from magdi_lightning.evaluation.metrics import accuracy
+from magdi_lightning.evaluation.generation import Prediction, evaluate
+from magdi_lightning.evaluation.metrics import Accuracy, accuracy
 from magdi_lightning.evaluation.reports import (
     log_to_wandb,
+    strategy_report,
     teacher_tokens_per_question,
     token_efficiency,
     write_accuracy_plot,
@@ -33,7 +41,33 @@ from magdi_lightning.evaluation.reports import (
 )
 from magdi_lightning.graph import read_graphs
 from magdi_lightning.io import write_lines_atomically
-from magdi_lightning.models.student import load_student
+from magdi_lightning.models.student import Student, load_student, load_student_from_checkpoint
+
+
+def load_model(cfg: DictConfig) -> Student:
+    """The student ``cfg.model`` names: a ``.ckpt`` of a training run, or anything
+    :func:`load_student` loads."""
+    if str(cfg.model).endswith(".ckpt"):
+        return load_student_from_checkpoint(cfg.model)
+    return load_student(name_or_path=cfg.model, tokenizer=cfg.tokenizer,
+                        torch_dtype=cfg.torch_dtype)
+
+
+def benchmark_metrics(predictions: list[Prediction], self_consistency: int) -> dict[str, Any]:
+    """Accuracy, self-consistency accuracy, output length and per-strategy figures of
+    one benchmark's predictions."""
+    metrics: dict[str, Any] = {
+        **accuracy([p.correct for p in predictions]).as_dict(),
+        "mean_output_tokens": (fmean(p.output_tokens for p in predictions)
+                               if predictions else float("nan")),
+    }
+    if self_consistency > 1:
+        vote = accuracy([bool(p.vote_correct) for p in predictions])
+        metrics["self_consistency"] = {"k": self_consistency, **vote.as_dict()}
+    strategies = strategy_report(predictions)
+    if strategies:
+        metrics["strategies"] = strategies
+    return metrics
 
 
 def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
@@ -41,43 +75,45 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    if not cfg.benchmark:
+        raise ValueError("no benchmark selected: pass benchmark=NAME or benchmark=[A,B]")
     L.seed_everything(cfg.seed)
-    student = load_student(name_or_path=cfg.model, tokenizer=cfg.tokenizer,
-                           torch_dtype=cfg.torch_dtype)
+    student = load_model(cfg)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" \
         else cfg.device
     student.model.to(device)
-    loader = OmegaConf.to_container(cfg.benchmark.loader, resolve=True)
-    examples = load_benchmark(cfg.benchmark.name, limit=cfg.limit, **loader)
     formatter = PromptFormatter(student.tokenizer, cfg.template, cfg.use_chat_template)
-    predictions = evaluate(student, formatter, examples, cfg.generation.batch_size,
-                           cfg.generation.max_new_tokens, cfg.self_consistency.k,
-                           cfg.self_consistency.temperature)
 
-    greedy = accuracy([p.correct for p in predictions])
-    metrics: dict[str, Any] = {
-        "benchmark": cfg.benchmark.name, "model": str(cfg.model), **greedy.as_dict(),
-        "mean_output_tokens": (sum(p.output_tokens for p in predictions) / len(predictions)
-                               if predictions else float("nan")),
-    }
-    if cfg.self_consistency.k > 1:
-        vote = accuracy([bool(p.vote_correct) for p in predictions])
-        metrics["self_consistency"] = {"k": cfg.self_consistency.k, **vote.as_dict()}
-    plots = {"accuracy": write_accuracy_plot({cfg.benchmark.name: greedy},
-                                             output_dir / "accuracy.png")}
+    metrics: dict[str, Any] = {"model": str(cfg.model), "benchmarks": {}}
+    results: dict[str, Accuracy] = {}
+    predictions: list[tuple[str, Prediction]] = []
+    for key, benchmark in cfg.benchmark.items():
+        loader = OmegaConf.to_container(benchmark.loader, resolve=True)
+        examples = load_benchmark(benchmark.name, limit=cfg.limit, **loader)
+        answered = evaluate(student, formatter, examples, cfg.generation.batch_size,
+                            cfg.generation.max_new_tokens, cfg.self_consistency.k,
+                            cfg.self_consistency.temperature)
+        metrics["benchmarks"][key] = benchmark_metrics(answered, cfg.self_consistency.k)
+        results[key] = accuracy([p.correct for p in answered])
+        predictions.extend((key, p) for p in answered)
+        print(f"{key}: accuracy {results[key]}" + (
+            f"; self-consistency@{cfg.self_consistency.k} "
+            f"{metrics['benchmarks'][key]['self_consistency']['accuracy']:.1%}"
+            if cfg.self_consistency.k > 1 else ""))
+    metrics["mean_accuracy"] = fmean(r.value for r in results.values())
+
+    plots = {"accuracy": write_accuracy_plot(results, output_dir / "accuracy.png")}
     if cfg.teacher_graphs:
         teachers = teacher_tokens_per_question(read_graphs(cfg.teacher_graphs), student.tokenizer)
-        metrics["token_efficiency"] = token_efficiency(predictions, teachers)
+        metrics["token_efficiency"] = token_efficiency([p for _, p in predictions], teachers)
         if metrics["token_efficiency"]["matched_questions"]:
             plots["tokens"] = write_token_plot(metrics["token_efficiency"],
                                                output_dir / "tokens.png")
-    _log_to_wandb(cfg, output_dir, metrics, predictions, plots)
+    _log_to_wandb(cfg, output_dir, metrics, [p for _, p in predictions], plots)
     write_lines_atomically(output_dir / "predictions.jsonl",
-                           (json.dumps(asdict(p), ensure_ascii=False) for p in predictions))
+                           (json.dumps({"benchmark": key, **asdict(p)}, ensure_ascii=False)
+                            for key, p in predictions))
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    print(f"{cfg.benchmark.name}: accuracy {greedy}"
-          + (f"; self-consistency@{cfg.self_consistency.k} {vote}"
-             if cfg.self_consistency.k > 1 else ""))
     print(f"run directory: {output_dir}")
     return metrics
 
@@ -98,7 +134,7 @@ def _log_to_wandb(cfg: DictConfig, output_dir: Path, metrics: dict[str, Any],
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def _hydra_main(cfg: DictConfig) -> float:
-    return float(run_evaluation(cfg)["accuracy"])
+    return float(run_evaluation(cfg)["mean_accuracy"])
 
 
 def main() -> None:

@@ -59,8 +59,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     student = instantiate(cfg.student)
     datamodule = instantiate(cfg.data, tokenizer=student.tokenizer)
+    # The student's load_student keywords go into the checkpoint (without _target_, which
+    # instantiate would otherwise build into a model) so a .ckpt alone can be evaluated.
+    student_config = {key: value for key, value in
+                      OmegaConf.to_container(cfg.student, resolve=True).items()  # type: ignore[union-attr]
+                      if key != "_target_"}
     module = instantiate(cfg.method, student=student,
-                         graph_encoder=instantiate(cfg.graph_encoder), _convert_="all")
+                         graph_encoder=instantiate(cfg.graph_encoder),
+                         student_config=student_config, _convert_="all")
     trainer: L.Trainer = instantiate(
         cfg.trainer, logger=build_loggers(cfg.get("logger"), output_dir),
         callbacks=[instantiate(c) for c in (cfg.get("callbacks") or {}).values()])

@@ -41,6 +41,7 @@ __all__ = [
     "default_data_dir",
     "load_benchmark",
     "load_hf_benchmark",
+    "load_toy_questions",
 ]
 
 #: Environment variable naming the shared data folder (as in ``conf/paths/default.yaml``).
@@ -480,11 +481,35 @@ _SHARED: dict[str, tuple[str, Callable[[Path, str], list[BenchmarkExample]]]] = 
 #: Each shared benchmark's file, relative to the shared data folder.
 SHARED_FILES: dict[str, str] = {name: file for name, (file, _) in _SHARED.items()}
 
+
+
+def load_toy_questions(num_questions: int = 200, seed: int = 1,
+                       **options: Any) -> list[BenchmarkExample]:
+    """Toy-world word problems (SYNTHETIC, :mod:`magdi_lightning.sources.toy`).
+
+    A question set that needs no data at all, for teacher runs and tests on any machine.
+    ``options`` are further :class:`~magdi_lightning.sources.toy.ToyWorldConfig` fields
+    (``min_steps``, ``max_number``, ...). A seed other than the training data's (0) gives
+    mostly different questions, but the toy world is small: check overlap before using
+    it as a test set.
+    """
+    import random
+
+    from magdi_lightning.sources.toy import ToyWorldConfig, generate_problems
+
+    config = ToyWorldConfig(num_questions=num_questions, seed=seed, **options)
+    return [BenchmarkExample(id=f"toy-{i:06d}", question=problem.text, gold=str(problem.answer),
+                             task="numeric", metadata={"synthetic": True})
+            for i, problem in enumerate(generate_problems(config, random.Random(seed)))]
+
+
 #: Benchmark name -> loader. Shared loaders take ``path`` (the file); "hf" takes the
-#: arguments of :func:`load_hf_benchmark`. IDs start with the benchmark name.
+#: arguments of :func:`load_hf_benchmark`; "toy" those of :func:`load_toy_questions`. IDs
+#: start with the benchmark name.
 BENCHMARKS: dict[str, Loader] = {
     **{name: partial(reader, dataset=name) for name, (_, reader) in _SHARED.items()},
     "hf": load_hf_benchmark,
+    "toy": load_toy_questions,
 }
 
 

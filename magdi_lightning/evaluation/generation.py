@@ -1,4 +1,9 @@
-"""Batched generation from the student, answer extraction, and self-consistency voting."""
+"""Batched generation from the student, answer extraction, and self-consistency voting.
+
+An output that opens with a strategy tag (:mod:`magdi_lightning.strategies`) is scored by
+its solution; a program-of-thought solution is run in the sandbox and its ``ans`` is the
+answer.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ from magdi_lightning.data.tokenization import PromptFormatter
 from magdi_lightning.evaluation.answers import answers_match, extract_answer
 from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.models.student import Student
+from magdi_lightning.strategies import PROGRAM, split_strategy
 
-__all__ = ["Prediction", "accuracy_of", "evaluate", "generate"]
+__all__ = ["Prediction", "accuracy_of", "answer_texts", "evaluate", "generate"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class Prediction:
     samples: list[str] | None = None
     vote: str | None = None
     vote_correct: bool | None = None
+    strategy: str | None = None
 
 
 @torch.no_grad()
@@ -80,22 +87,47 @@ def evaluate(student: Student, formatter: PromptFormatter, examples: list[Benchm
         for i, (text, _) in enumerate(texts):
             sampled[i // self_consistency].append(text)
 
+    resolved = iter(answer_texts([text for text, _ in greedy]
+                                 + [sample for samples in sampled for sample in samples]))
+    greedy_answers = [next(resolved) for _ in greedy]
     predictions = []
-    for example, (text, n_tokens), samples in zip(examples, greedy, sampled):
-        extracted = extract_answer(text, example.task, example.choices)
+    for example, (text, n_tokens), samples, (strategy, answer_text) in zip(
+            examples, greedy, sampled, greedy_answers):
+        extracted = (None if answer_text is None
+                     else extract_answer(answer_text, example.task, example.choices))
         vote = vote_correct = None
         if samples:
-            answers = [extract_answer(s, example.task, example.choices) for s in samples]
+            answers = [None if sample is None else extract_answer(sample, example.task,
+                                                                  example.choices)
+                       for _, sample in (next(resolved) for _ in samples)]
             counts = Counter(a for a in answers if a is not None)
             vote = counts.most_common(1)[0][0] if counts else None
             vote_correct = answers_match(vote, example.gold, example.task, example.choices)
         predictions.append(Prediction(
             id=example.id, question=example.question, output=text, extracted=extracted,
             gold=example.gold, output_tokens=n_tokens,
-            correct=answers_match(text, example.gold, example.task, example.choices),
-            samples=samples or None, vote=vote, vote_correct=vote_correct,
+            correct=answers_match(answer_text, example.gold, example.task, example.choices),
+            samples=samples or None, vote=vote, vote_correct=vote_correct, strategy=strategy,
         ))
     return predictions
+
+
+def answer_texts(outputs: list[str]) -> list[tuple[str | None, str | None]]:
+    """Each output's strategy and the text its answer is read from.
+
+    Untagged and prose-strategy outputs are read as written (minus the tag); programs
+    are run in the sandbox, all in one batch, and their value is the answer text
+    (``None`` when the program failed or produced nothing).
+    """
+    split = [split_strategy(text) for text in outputs]
+    programs = [i for i, (strategy, _) in enumerate(split) if strategy == PROGRAM]
+    texts: list[str | None] = [body for _, body in split]
+    if programs:
+        from magdi_lightning.sandbox import run_programs
+
+        for i, result in zip(programs, run_programs([split[i][1] for i in programs])):
+            texts[i] = None if not result.ok or result.value is None else str(result.value)
+    return [(strategy, text) for (strategy, _), text in zip(split, texts)]
 
 
 def accuracy_of(predictions: list[Prediction]) -> float:

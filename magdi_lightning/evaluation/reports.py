@@ -182,6 +182,24 @@ def token_efficiency(predictions: list[Prediction],
     return report
 
 
+def strategy_report(predictions: list[Prediction]) -> dict[str, dict[str, Any]]:
+    """Per strategy the student chose (its output's opening tag): how often it chose it
+    and how accurate it was then; empty when no output carries a tag.
+
+    Outputs without a tag count under ``"none"``, so the shares sum to one.
+    """
+    from magdi_lightning.evaluation.metrics import accuracy
+
+    chosen: dict[str, list[bool]] = defaultdict(list)
+    for prediction in predictions:
+        chosen[prediction.strategy or "none"].append(prediction.correct)
+    if set(chosen) <= {"none"}:
+        return {}
+    return {strategy: {"chosen": len(flags), "share": len(flags) / len(predictions),
+                       **accuracy(flags).as_dict()}
+            for strategy, flags in sorted(chosen.items())}
+
+
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     if numerator is None or not denominator:
         return None

@@ -29,7 +29,7 @@ from transformers import (
 
 from magdi_lightning.models.tokenizer import DEFAULT_TOKENIZER_DIR
 
-__all__ = ["Student", "enable_checkpointing", "load_student"]
+__all__ = ["Student", "enable_checkpointing", "load_student", "load_student_from_checkpoint"]
 
 
 class Student(nn.Module):
@@ -131,3 +131,25 @@ def load_student(
             model.enable_input_require_grads()
         model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **dict(lora)))
     return Student(model, tok)
+
+
+def load_student_from_checkpoint(path: str | Path) -> Student:
+    """The student of a Lightning checkpoint written by ``magdi-train``.
+
+    The checkpoint carries the ``load_student`` keywords the run built its student with
+    (``hyper_parameters.student_config``); the student is built the same way (base
+    weights for a pretrained or LoRA student, random ones for the embedded default) and
+    then given the checkpoint's weights, so a run can be evaluated at any saved step, not
+    only from the ``student/`` folder written at its end.
+    """
+    checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
+    settings = checkpoint.get("hyper_parameters", {}).get("student_config")
+    if settings is None:
+        raise ValueError(f"{path}: checkpoint has no hyper_parameters.student_config "
+                         "(not written by magdi-train?)")
+    student = load_student(**settings)
+    prefix = "student."
+    weights = {key[len(prefix):]: value for key, value in checkpoint["state_dict"].items()
+               if key.startswith(prefix)}
+    student.load_state_dict(weights)
+    return student

@@ -1,0 +1,153 @@
+"""``magdi-debate``: ask teacher LLMs about a question set and write MAG JSONL.
+
+``protocol`` picks how (``reconcile``, ``du``, ``tinyllm``, ``siked``), ``teachers`` who
+(``openai``, ``openai_compatible``, ``tiny_local``), ``questions`` what. The graphs go to
+``output`` (by default one file per protocol, question set and teacher set, outside the
+timestamped run directory so the same command resumes); the run directory holds the
+resolved config (API key *names* only), the log and ``summary.json`` with requests,
+retries, failures by kind, tokens and estimated cost per teacher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from magdi_lightning import CONFIG_DIR
+from magdi_lightning.evaluation.benchmarks import load_benchmark
+from magdi_lightning.teachers.endpoints import Endpoint, TeacherSpec, build_endpoint
+from magdi_lightning.teachers.runner import RunSummary, run_protocol
+from magdi_lightning.teachers.teacher import RetryPolicy, Teacher
+
+log = logging.getLogger(__name__)
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces the given secret values in every log message with ``***``: a last line of
+    defence should a library ever log a request header."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(secret in message for secret in self.secrets):
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+def build_teachers(cfg: DictConfig) -> list[Teacher]:
+    """One :class:`Teacher` per configured agent; agents on the same local model share it."""
+    specs = [TeacherSpec(**OmegaConf.to_container(agent, resolve=True))  # type: ignore[arg-type]
+             for agent in cfg.teachers.agents]
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"teacher names must be unique, got {names}")
+    policy = RetryPolicy(**OmegaConf.to_container(cfg.retry, resolve=True))  # type: ignore[arg-type]
+    shared: dict[str, Endpoint] = {}
+    teachers = []
+    for spec in specs:
+        if spec.backend != "transformers":
+            endpoint = build_endpoint(spec)
+        elif spec.model in shared:
+            endpoint = shared[spec.model]
+        else:
+            endpoint = shared[spec.model] = build_endpoint(spec)
+        teachers.append(Teacher(spec, endpoint, policy, seed=cfg.seed))
+    return teachers
+
+
+def run_debate(cfg: DictConfig) -> RunSummary:
+    """Run as ``cfg`` says; return the summary written to summary.json."""
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    secrets = [os.environ.get(agent.api_key_env, "") for agent in cfg.teachers.agents
+               if agent.get("api_key_env")]
+    redactor = RedactSecrets(secrets)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redactor)
+
+    loader = OmegaConf.to_container(cfg.questions.loader, resolve=True)
+    questions = load_benchmark(cfg.questions.name, limit=cfg.limit, **loader)  # type: ignore[arg-type]
+    protocol = instantiate(cfg.protocol, _convert_="all")
+    teachers = build_teachers(cfg)
+    log.info("%s: %d questions, teachers %s -> %s", type(protocol).__name__, len(questions),
+             [t.name for t in teachers], cfg.output)
+
+    async def main() -> RunSummary:
+        try:
+            return await run_protocol(protocol, teachers, questions, cfg.output,
+                                      cfg.concurrency, cfg.progress)
+        finally:
+            for teacher in teachers:
+                await teacher.endpoint.aclose()
+
+    summary = asyncio.run(main())
+    record = {"output": str(cfg.output), **summary.as_dict()}
+    (output_dir / "summary.json").write_text(json.dumps(record, indent=2) + "\n")
+    _log_to_wandb(cfg, output_dir, record)
+    _print_summary(summary, str(cfg.output))
+    return summary
+
+
+def _log_to_wandb(cfg: DictConfig, output_dir: Path, summary: dict[str, Any]) -> None:
+    if cfg.wandb.mode == "disabled":
+        return
+    import wandb
+
+    run = wandb.init(project=cfg.wandb.project, mode=cfg.wandb.mode, dir=str(output_dir),
+                     job_type="debate", config=OmegaConf.to_container(cfg, resolve=True))
+    try:
+        run.summary.update(summary)
+    finally:
+        run.finish()
+
+
+def _print_summary(summary: RunSummary, output: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="magdi-debate summary")
+    for column in ("teacher", "requests", "ok", "retries", "gave up", "failures by kind",
+                   "tokens in / out", "cost"):
+        table.add_column(column)
+    for name, usage in summary.teachers.items():
+        failures = ", ".join(f"{k} {v}" for k, v in usage["failures"].items()) or "-"
+        table.add_row(name, str(usage["requests"]), str(usage["succeeded"]),
+                      str(usage["retries"]), str(usage["gave_up"]), failures,
+                      f"{usage['prompt_tokens']} / {usage['completion_tokens']}",
+                      f"{usage['cost']:.4f}")
+    console = Console()
+    console.print(table)
+    console.print(f"questions {summary.questions}: {summary.already_done} already done, "
+                  f"{summary.written} written, {summary.skipped} skipped, "
+                  f"{len(summary.failed)} failed (rerun to retry them); "
+                  f"{summary.seconds:.1f} s; output {output}", soft_wrap=True)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="debate")
+def _hydra_main(cfg: DictConfig) -> None:
+    summary = run_debate(cfg)
+    if summary.failed:
+        raise SystemExit(3)
+
+
+def main() -> None:
+    """Console entry point (Hydra parses ``sys.argv``)."""
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()
