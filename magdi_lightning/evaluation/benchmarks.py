@@ -485,22 +485,21 @@ SHARED_FILES: dict[str, str] = {name: file for name, (file, _) in _SHARED.items(
 
 def load_toy_questions(num_questions: int = 200, seed: int = 1,
                        **options: Any) -> list[BenchmarkExample]:
-    """Toy-world word problems (SYNTHETIC, :mod:`magdi_lightning.sources.toy`).
+    """The questions of the toy world (SYNTHETIC, :mod:`magdi_lightning.sources.toy`).
 
     A question set that needs no data at all, for teacher runs and tests on any machine.
-    ``options`` are further :class:`~magdi_lightning.sources.toy.ToyWorldConfig` fields
-    (``min_steps``, ``max_number``, ...). A seed other than the training data's (0) gives
-    mostly different questions, but the toy world is small: check overlap before using
-    it as a test set.
+    ``options`` are further :class:`~magdi_lightning.sources.toy.ToyWorldConfig` fields.
+    The questions and ids are exactly those of the toy graphs with the same settings, so
+    ``seed=0`` with the default options gives the embedded default training data's
+    questions (useful to compare a student's answers with the teachers' discussions), and
+    another seed gives mostly, not entirely, different ones (the toy world is small).
     """
-    import random
-
-    from magdi_lightning.sources.toy import ToyWorldConfig, generate_problems
+    from magdi_lightning.sources.toy import ToyWorldConfig, generate_toy_graphs
 
     config = ToyWorldConfig(num_questions=num_questions, seed=seed, **options)
-    return [BenchmarkExample(id=f"toy-{i:06d}", question=problem.text, gold=str(problem.answer),
+    return [BenchmarkExample(id=graph.id, question=graph.question, gold=graph.gold_answer,
                              task="numeric", metadata={"synthetic": True})
-            for i, problem in enumerate(generate_problems(config, random.Random(seed)))]
+            for graph in generate_toy_graphs(config)]
 
 
 #: Benchmark name -> loader. Shared loaders take ``path`` (the file); "hf" takes the

@@ -31,7 +31,8 @@ FATAL = "fatal"
 class RetryPolicy:
     """Up to ``max_attempts`` tries; before try n+1 wait ``uniform(0, min(max_delay,
     base_delay * 2**n))`` seconds ("full jitter", so many clients hitting one rate limit
-    do not retry in lockstep)."""
+    do not retry in lockstep), or longer when the server's ``retry-after`` asks for it
+    (never beyond ``max_delay``)."""
 
     max_attempts: int = 8
     base_delay: float = 1.0
@@ -141,7 +142,8 @@ class Teacher:
                                          f"attempts: {_describe(error)}") from error
                 self.usage.retries += 1
                 log.debug("teacher %s: %s, retry %d", self.name, kind, attempt + 1)
-                await asyncio.sleep(self.policy.delay(attempt, self._rng))
+                await asyncio.sleep(max(self.policy.delay(attempt, self._rng),
+                                        min(_retry_after(error), self.policy.max_delay)))
                 continue
             self.usage.succeeded += 1
             self.usage.prompt_tokens += completion.prompt_tokens
@@ -150,6 +152,15 @@ class Teacher:
                                               completion.completion_tokens)
             return completion
         raise AssertionError("unreachable: the loop returns or raises")
+
+
+def _retry_after(error: BaseException) -> float:
+    """Seconds a server asked us to wait (its ``retry-after`` header), else 0."""
+    response = getattr(error, "response", None)
+    try:
+        return max(0.0, float(response.headers.get("retry-after", 0))) if response else 0.0
+    except (TypeError, ValueError):  # an HTTP date, or garbage: fall back to our backoff
+        return 0.0
 
 
 def _describe(error: BaseException) -> str:
