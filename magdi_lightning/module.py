@@ -20,11 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import get_scheduler
 
 from magdi_lightning.data.batch import CORRECT, INCORRECT, GraphBatch
 from magdi_lightning.losses import (
@@ -37,21 +35,20 @@ from magdi_lightning.losses import (
 )
 from magdi_lightning.models.graph_encoder import GraphEncoder
 from magdi_lightning.models.student import Student
+from magdi_lightning.student_module import StudentModule
 
 __all__ = ["DistillationModule"]
 
 MODES = ("end_to_end", "reference")
 
 
-class DistillationModule(L.LightningModule):
+class DistillationModule(StudentModule):
     """Trains a student on graph batches with weighted NT, MR and NC losses.
 
     ``graph_encoder`` builds the encoder from the student's hidden size; it is only
     built when the NC weight is non-zero, and the MR scorer only when the MR weight is,
-    so ``method=sft`` (NT alone) carries no unused parameters. ``student_config`` (the
-    keywords the student was built with) is only stored in the checkpoint's
-    hyper-parameters, so :func:`~magdi_lightning.models.student.load_student_from_checkpoint`
-    can rebuild the student from a ``.ckpt`` alone.
+    so ``method=sft`` (NT alone) carries no unused parameters. ``optimizer``,
+    ``scheduler`` and ``student_config`` are as in :class:`StudentModule`.
     """
 
     def __init__(
@@ -65,16 +62,13 @@ class DistillationModule(L.LightningModule):
         scheduler: dict[str, Any] | None = None,
         student_config: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(student, optimizer, scheduler)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.save_hyperparameters(ignore=["student", "graph_encoder"])
-        self.student = student
         self.weights = {"nt": 1.0, "nc": 1.0, "mr": 0.1, **(loss_weights or {})}
         self.margin = margin
         self.mode = mode
-        self.optimizer_settings = {"lr": 5e-6, "weight_decay": 0.0, **(optimizer or {})}
-        self.scheduler_settings = {"name": "linear", "warmup_steps": 100, **(scheduler or {})}
         hidden = student.hidden_size
         self.graph_encoder = (graph_encoder(hidden) if self.weights["nc"] and graph_encoder
                               else None)
@@ -222,31 +216,14 @@ class DistillationModule(L.LightningModule):
     # ------------------------------------------------------------ lightning
     def training_step(self, batch: GraphBatch, batch_idx: int) -> torch.Tensor:
         losses = self.compute_losses(batch)
-        self._log_losses("train", losses, batch.num_graphs)
+        self.log_losses("train", losses, batch.num_graphs)
         return losses["loss"]
 
     def validation_step(self, batch: GraphBatch, batch_idx: int) -> None:
-        self._log_losses("val", self.compute_losses(batch), batch.num_graphs)
+        self.log_losses("val", self.compute_losses(batch), batch.num_graphs)
 
     def test_step(self, batch: GraphBatch, batch_idx: int) -> None:
-        self._log_losses("test", self.compute_losses(batch), batch.num_graphs)
-
-    def _log_losses(self, stage: str, losses: dict[str, torch.Tensor], size: int) -> None:
-        for name, value in losses.items():
-            if not torch.isnan(value):
-                self.log(f"{stage}/{name}", value.detach(), batch_size=size,
-                         prog_bar=name == "loss", on_step=stage == "train",
-                         on_epoch=stage != "train")
-
-    def configure_optimizers(self) -> Any:
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, **self.optimizer_settings)
-        settings = dict(self.scheduler_settings)
-        scheduler = get_scheduler(
-            settings.pop("name"), optimizer, num_warmup_steps=settings.pop("warmup_steps"),
-            num_training_steps=self.trainer.estimated_stepping_batches, **settings)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        self.log_losses("test", self.compute_losses(batch), batch.num_graphs)
 
 
 def _replicated_pairs(batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor]:

@@ -85,6 +85,8 @@ def test_du_debates_train_end_to_end(tmp_path: Path, shared_data: Path) -> None:
 @pytest.mark.parametrize("group_option", [
     "student=hf student.name_or_path=MODEL", "graph_encoder=gat", "graph_encoder=sage",
     "trainer=gpu", "logger=csv", "data=graphs data.graphs=x.jsonl",
+    "method=tinyllm data=toy_rationales", "method=tinyllm student=tiny_t5 data=tinyllm_obqa",
+    "method=tinyllm data=tinyllm_riddle", "data=toy_strategies",
 ])
 def test_every_config_option_composes(group_option: str, tmp_path: Path) -> None:
     from hydra import compose, initialize_config_dir

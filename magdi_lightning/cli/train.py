@@ -58,15 +58,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
 
     student = instantiate(cfg.student)
-    datamodule = instantiate(cfg.data, tokenizer=student.tokenizer)
+    datamodule = instantiate(cfg.data, tokenizer=student.tokenizer,
+                             encoder_decoder=student.is_encoder_decoder)
     # The student's load_student keywords go into the checkpoint (without _target_, which
     # instantiate would otherwise build into a model) so a .ckpt alone can be evaluated.
     student_config = {key: value for key, value in
                       OmegaConf.to_container(cfg.student, resolve=True).items()  # type: ignore[union-attr]
                       if key != "_target_"}
-    module = instantiate(cfg.method, student=student,
-                         graph_encoder=instantiate(cfg.graph_encoder),
-                         student_config=student_config, _convert_="all")
+    module = instantiate(cfg.method, student=student, student_config=student_config,
+                         _convert_="all")
     trainer: L.Trainer = instantiate(
         cfg.trainer, logger=build_loggers(cfg.get("logger"), output_dir),
         callbacks=[instantiate(c) for c in (cfg.get("callbacks") or {}).values()])
@@ -109,10 +109,8 @@ def _print_summary(metrics: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title="magdi-train summary", show_header=False)
-    for key in ("train/loss", "train/nt", "train/mr", "train/nc", "val/loss", "val/nt",
-                "val/mr", "val/nc", "val/nc_acc", "val/mr_acc"):
-        if key in metrics:
-            table.add_row(key, f"{metrics[key]:.4f}")
+    for key in sorted(k for k in metrics if k.startswith(("train/", "val/"))):
+        table.add_row(key, f"{metrics[key]:.4f}")
     untrained = metrics.get("heldout_accuracy_untrained")
     trained = f"{metrics['heldout_accuracy']:.1%}"
     table.add_row(f"held-out accuracy ({metrics['heldout_questions']} questions)",

@@ -13,7 +13,7 @@ import json
 import logging
 import random
 import re
-from functools import cached_property, partial
+from functools import cached_property
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.graph import Correctness, ReasoningGraph, read_graphs, write_graphs
 from magdi_lightning.losses import IGNORE_INDEX
 
-__all__ = ["GraphDataModule", "graph_example", "split_by_question"]
+__all__ = ["GraphDataModule", "MAGDataModule", "graph_example", "split_by_question"]
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +83,15 @@ def _tokenizer_digest(tokenizer: PreTrainedTokenizerBase) -> str:
     return hashlib.sha256(identity.encode()).hexdigest()
 
 
-class GraphDataModule(L.LightningDataModule):
-    """Graph batches of MAG data for any student tokenizer.
+class MAGDataModule(L.LightningDataModule):
+    """What every data module over MAG JSONL shares: the source (a file, or an importer
+    run once), the split by question, the prompt format, loaders and held-out questions.
 
     Give either ``graphs`` (a MAG JSONL path) or ``importer`` (``{format, path,
     options}`` for :func:`magdi_lightning.sources.import_graphs`, materialised once to
-    ``cache_dir``). ``batch_size`` counts graphs, not nodes.
+    ``cache_dir``). ``encoder_decoder`` says whether the student is an encoder-decoder
+    (``magdi-train`` sets it from the student). Subclasses build ``self.examples`` per
+    split in :meth:`build_examples` and say how to batch them in :meth:`collate`.
     """
 
     def __init__(
@@ -107,10 +110,12 @@ class GraphDataModule(L.LightningDataModule):
         use_chat_template: bool | None = None,
         cache_dir: str = "outputs/cache",
         num_workers: int = 0,
+        encoder_decoder: bool = False,
     ) -> None:
         super().__init__()
         if (graphs is None) == (importer is None):
-            raise ValueError("GraphDataModule needs exactly one of `graphs` and `importer`")
+            raise ValueError(f"{type(self).__name__} needs exactly one of `graphs` and "
+                             "`importer`")
         self.graphs_path = Path(graphs) if graphs else None
         self.importer = dict(importer) if importer else None
         self.tokenizer = tokenizer
@@ -123,6 +128,7 @@ class GraphDataModule(L.LightningDataModule):
         self.template, self.use_chat_template = template, use_chat_template
         self.cache_dir = Path(cache_dir)
         self.num_workers = num_workers
+        self.encoder_decoder = encoder_decoder
         self.graph_list: list[ReasoningGraph] = []
         self.splits: dict[str, list[int]] = {}
         self.examples: dict[str, list[GraphExample]] = {}
@@ -160,7 +166,8 @@ class GraphDataModule(L.LightningDataModule):
     @property
     def formatter(self) -> PromptFormatter:
         if self.tokenizer is None:
-            raise RuntimeError("GraphDataModule needs the student's tokenizer before setup")
+            raise RuntimeError(f"{type(self).__name__} needs the student's tokenizer before "
+                               "setup")
         return PromptFormatter(self.tokenizer, self.template, self.use_chat_template)
 
     def setup(self, stage: str | None = None) -> None:
@@ -170,56 +177,34 @@ class GraphDataModule(L.LightningDataModule):
         self.graph_list = list(read_graphs(self.source_path))
         self.splits = split_by_question(self.graph_list, self.val_fraction, self.test_fraction,
                                         self.split_seed)
-        tokenized = self._tokenized_nodes()
-        input_ids = tokenized["input_ids"]
-        prompt_lengths = tokenized["prompt_length"]
-        examples: list[GraphExample] = []
-        uid = 0
-        for graph in self.graph_list:
-            n = len(graph.nodes)
-            examples.append(graph_example(graph, input_ids[uid:uid + n],
-                                          prompt_lengths[uid:uid + n], uid))
-            uid += n
-        self.examples = {name: [examples[i] for i in indices]
-                         for name, indices in self.splits.items()}
-        log.info("graphs per split: %s", {k: len(v) for k, v in self.examples.items()})
+        self.examples = self.build_examples()
+        log.info("examples per split: %s", {k: len(v) for k, v in self.examples.items()})
 
-    def _tokenized_nodes(self) -> dict[str, list[Any]]:
-        """Token ids and prompt length of every node, from the cache when present."""
-        fingerprint = hashlib.sha256("|".join([
+    def build_examples(self) -> dict[str, list[Any]]:
+        """The examples of each split, from ``self.graph_list`` and ``self.splits``."""
+        raise NotImplementedError
+
+    def collate(self, examples: list[Any]) -> Any:
+        """One batch from a list of examples."""
+        raise NotImplementedError
+
+    def cache_key(self, *parts: str) -> str:
+        """A key for cached tokenization: the data, tokenizer and prompt format, plus
+        ``parts`` (whatever else the subclass's tokenization depends on)."""
+        return hashlib.sha256("|".join([
             _CACHE_VERSION, _file_digest(self.source_path), _tokenizer_digest(self.tokenizer),
-            self.template, str(self.formatter.chat), str(self.max_length),
+            self.template, str(self.formatter.chat), str(self.max_length), *parts,
         ]).encode()).hexdigest()[:20]
-        cache = self.cache_dir / "tokenized" / fingerprint
-        if cache.exists():
-            table = datasets.load_from_disk(str(cache))
-        else:
-            nodes = datasets.Dataset.from_dict({
-                "question": [g.question for g in self.graph_list for _ in g.nodes],
-                "reasoning": [node.reasoning for g in self.graph_list for node in g.nodes],
-            })
-            table = nodes.map(self._tokenize, batched=True, batch_size=1000,
-                              remove_columns=["question", "reasoning"])
-            table.save_to_disk(str(cache))
-        return {"input_ids": [torch.tensor(ids, dtype=torch.long) for ids in table["input_ids"]],
-                "prompt_length": list(table["prompt_length"])}
-
-    def _tokenize(self, batch: dict[str, list[str]]) -> dict[str, list[Any]]:
-        input_ids, prompt_lengths = self.formatter.encode_pairs(
-            batch["question"], batch["reasoning"], self.max_length)
-        return {"input_ids": input_ids, "prompt_length": prompt_lengths}
 
     # ------------------------------------------------------------------ loaders
     def loader(self, split: str, shuffle: bool = False, batch_size: int | None = None
                ) -> DataLoader:
-        """Batches of one split (``batch_size`` graphs; default: the eval batch size)."""
+        """Batches of one split (default batch size: the eval batch size)."""
         if not self.examples:
             self.setup()
         return DataLoader(
             self.examples[split], batch_size=batch_size or self.eval_batch_size,
-            shuffle=shuffle,
-            collate_fn=partial(collate_graphs, pad_token_id=self.tokenizer.pad_token_id,
-                               mask_prompt=self.mask_prompt),
+            shuffle=shuffle, collate_fn=self.collate,
             num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
@@ -244,6 +229,52 @@ class GraphDataModule(L.LightningDataModule):
                             BenchmarkExample(id=graph.id, question=graph.question,
                                              gold=graph.gold_answer, task=graph.task))
         return list(seen.values())
+
+
+class GraphDataModule(MAGDataModule):
+    """Graph batches of MAG data for any student tokenizer; ``batch_size`` counts graphs,
+    not nodes. Every node is tokenized once and cached on disk."""
+
+    def build_examples(self) -> dict[str, list[GraphExample]]:
+        if self.encoder_decoder:
+            raise ValueError("graph batches need a causal LM student (the graph losses pool "
+                             "its hidden states); use method=tinyllm for seq2seq students")
+        tokenized = self._tokenized_nodes()
+        input_ids = tokenized["input_ids"]
+        prompt_lengths = tokenized["prompt_length"]
+        examples: list[GraphExample] = []
+        uid = 0
+        for graph in self.graph_list:
+            n = len(graph.nodes)
+            examples.append(graph_example(graph, input_ids[uid:uid + n],
+                                          prompt_lengths[uid:uid + n], uid))
+            uid += n
+        return {name: [examples[i] for i in indices] for name, indices in self.splits.items()}
+
+    def collate(self, examples: list[GraphExample]) -> Any:
+        return collate_graphs(examples, pad_token_id=self.tokenizer.pad_token_id,
+                              mask_prompt=self.mask_prompt)
+
+    def _tokenized_nodes(self) -> dict[str, list[Any]]:
+        """Token ids and prompt length of every node, from the cache when present."""
+        cache = self.cache_dir / "tokenized" / self.cache_key()
+        if cache.exists():
+            table = datasets.load_from_disk(str(cache))
+        else:
+            nodes = datasets.Dataset.from_dict({
+                "question": [g.question for g in self.graph_list for _ in g.nodes],
+                "reasoning": [node.reasoning for g in self.graph_list for node in g.nodes],
+            })
+            table = nodes.map(self._tokenize, batched=True, batch_size=1000,
+                              remove_columns=["question", "reasoning"])
+            table.save_to_disk(str(cache))
+        return {"input_ids": [torch.tensor(ids, dtype=torch.long) for ids in table["input_ids"]],
+                "prompt_length": list(table["prompt_length"])}
+
+    def _tokenize(self, batch: dict[str, list[str]]) -> dict[str, list[Any]]:
+        input_ids, prompt_lengths = self.formatter.encode_pairs(
+            batch["question"], batch["reasoning"], self.max_length)
+        return {"input_ids": input_ids, "prompt_length": prompt_lengths}
 
 
 def graph_example(graph: ReasoningGraph, input_ids: list[torch.Tensor],

@@ -16,12 +16,15 @@ class PromptFormatter:
     With a tokenizer that has a chat template (and ``use_chat_template`` not False),
     the question is a user turn and the completion the assistant turn; otherwise
     ``template`` frames the question and the response follows after a space. The
-    completion ends with EOS so the student learns to stop.
+    completion ends with EOS so the student learns to stop. ``prefix`` goes before the
+    question: the instruction that marks a task in multi-task training (TinyLLM's
+    ``predict:``).
     """
 
     tokenizer: PreTrainedTokenizerBase
     template: str = "Question: {question}\nAnswer:"
     use_chat_template: bool | None = None
+    prefix: str = ""
 
     @property
     def chat(self) -> bool:
@@ -29,16 +32,24 @@ class PromptFormatter:
         return has_template if self.use_chat_template is None else self.use_chat_template
 
     def prompt_text(self, question: str) -> str:
+        question = self.prefix + question
         if self.chat:
             return self.tokenizer.apply_chat_template(
                 [{"role": "user", "content": question}], tokenize=False,
                 add_generation_prompt=True)
         return self.template.format(question=question)
 
-    def encode_prompts(self, questions: list[str]) -> list[list[int]]:
+    def encode_prompts(self, questions: list[str], response_start: str = "") -> list[list[int]]:
+        """Prompt ids; ``response_start`` (e.g. a strategy tag) is appended as the start of
+        the response, tokenized as a completion would be, to make the model continue it."""
         texts = [self.prompt_text(q) for q in questions]
         # A chat template writes its own BOS; a plain template lets the tokenizer add it.
-        return self.tokenizer(texts, add_special_tokens=not self.chat)["input_ids"]
+        ids = self.tokenizer(texts, add_special_tokens=not self.chat)["input_ids"]
+        if not response_start:
+            return ids
+        start = self.tokenizer(response_start if self.chat else f" {response_start}",
+                               add_special_tokens=False)["input_ids"]
+        return [prompt + start for prompt in ids]
 
     def encode_completions(self, responses: list[str]) -> list[list[int]]:
         texts = [r if self.chat else f" {r}" for r in responses]

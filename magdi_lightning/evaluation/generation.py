@@ -41,17 +41,22 @@ class Prediction:
 @torch.no_grad()
 def generate(student: Student, formatter: PromptFormatter, questions: list[str],
              batch_size: int = 64, max_new_tokens: int = 64, do_sample: bool = False,
-             temperature: float = 1.0) -> list[tuple[str, int]]:
+             temperature: float = 1.0, response_start: str = "") -> list[tuple[str, int]]:
     """Completions for ``questions`` and their token counts, batched with left padding
-    and the KV cache."""
+    and the KV cache. ``response_start`` (a causal student only) is forced as the start of
+    every response, e.g. a strategy tag, and included in the returned text."""
     model, tokenizer = student.model, student.tokenizer
+    encoder_decoder = student.is_encoder_decoder
+    if response_start and encoder_decoder:
+        raise ValueError("a forced response start needs a causal LM student")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     outputs: list[tuple[str, int]] = []
     try:
         for start in range(0, len(questions), batch_size):
-            prompts = formatter.encode_prompts(questions[start:start + batch_size])
+            prompts = formatter.encode_prompts(questions[start:start + batch_size],
+                                               response_start)
             width = max(len(p) for p in prompts)
             input_ids = torch.full((len(prompts), width), tokenizer.pad_token_id, dtype=torch.long)
             attention_mask = torch.zeros_like(input_ids)
@@ -63,10 +68,14 @@ def generate(student: Student, formatter: PromptFormatter, questions: list[str],
                 max_new_tokens=max_new_tokens, do_sample=do_sample,
                 temperature=temperature if do_sample else None, top_p=None, top_k=None,
                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-            )[:, width:]
-            lengths = (generated != tokenizer.pad_token_id).sum(dim=1).tolist()
-            texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
-            outputs.extend((text.strip(), n) for text, n in zip(texts, lengths))
+            )
+            # A decoder's output starts with its start token (the pad token); a causal
+            # model's repeats the prompt.
+            new = generated if encoder_decoder else generated[:, width:]
+            lengths = (new != tokenizer.pad_token_id).sum(dim=1).tolist()
+            texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+            outputs.extend((f"{response_start} {text.strip()}" if response_start
+                            else text.strip(), n) for text, n in zip(texts, lengths))
     finally:
         model.train(was_training)
     return outputs

@@ -17,23 +17,31 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
     AutoTokenizer,
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    T5Config,
+    T5ForConditionalGeneration,
 )
 
+from magdi_lightning.losses import IGNORE_INDEX
 from magdi_lightning.models.tokenizer import DEFAULT_TOKENIZER_DIR
 
 __all__ = ["Student", "enable_checkpointing", "load_student", "load_student_from_checkpoint"]
 
 
 class Student(nn.Module):
-    """A causal LM and its tokenizer, split into trunk and LM head for the losses."""
+    """A language model and its tokenizer. For a causal LM the trunk and the LM head are
+    exposed separately, so losses compute vocabulary logits only where they need them;
+    encoder-decoder students (T5) train through :meth:`target_token_losses` alone."""
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
         super().__init__()
@@ -43,6 +51,10 @@ class Student(nn.Module):
     @property
     def hidden_size(self) -> int:
         return int(self.model.config.get_text_config().hidden_size)
+
+    @property
+    def is_encoder_decoder(self) -> bool:
+        return bool(getattr(self.model.config, "is_encoder_decoder", False))
 
     @property
     def _causal_lm(self) -> PreTrainedModel:
@@ -59,6 +71,33 @@ class Student(nn.Module):
     def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Vocabulary logits for the given hidden states only (any leading shape)."""
         return self._causal_lm.get_output_embeddings()(hidden).float()
+
+    def target_token_losses(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                            labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per row, the summed cross-entropy over its labelled tokens and their count.
+
+        Causal LM: ``labels`` align with ``input_ids`` (``IGNORE_INDEX`` on the prompt and
+        padding); hidden state t predicts token t+1 and the LM head runs only at labelled
+        positions. Encoder-decoder: ``input_ids`` feed the encoder and ``labels`` are the
+        decoder's targets (the model shifts them right itself).
+        """
+        if self.is_encoder_decoder:
+            logits = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                                labels=labels, use_cache=False).logits.float()
+            targets = labels
+            token_loss = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none",
+                                         ignore_index=IGNORE_INDEX)
+            counted = (targets != IGNORE_INDEX).to(token_loss.dtype)
+            return token_loss.sum(dim=1), counted.sum(dim=1)
+        hidden = self.hidden_states(input_ids, attention_mask)
+        targets = labels[:, 1:]
+        rows, cols = (targets != IGNORE_INDEX).nonzero(as_tuple=True)
+        token_loss = F.cross_entropy(self.lm_logits(hidden[rows, cols]), targets[rows, cols],
+                                     reduction="none")
+        total = token_loss.new_zeros(input_ids.shape[0]).index_add(0, rows, token_loss)
+        count = token_loss.new_zeros(input_ids.shape[0]).index_add(
+            0, rows, torch.ones_like(token_loss))
+        return total, count
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 labels: torch.Tensor | None = None) -> Any:
@@ -91,11 +130,16 @@ def load_student(
     lora: dict[str, Any] | None = None,
     gradient_checkpointing: bool = False,
     torch_dtype: str | None = None,
+    model_type: str = "llama",
 ) -> Student:
     """Load a pretrained student, or build the embedded default from ``architecture``.
 
     ``name_or_path`` is a Hub name, a model directory, or a directory of LoRA adapters
-    (with ``adapter_config.json``; their base model is loaded first).
+    (with ``adapter_config.json``; their base model is loaded first); an
+    encoder-decoder checkpoint (T5) loads as ``AutoModelForSeq2SeqLM``, anything else as
+    ``AutoModelForCausalLM``. Built from ``architecture``, ``model_type`` picks the
+    config class: ``llama`` (``LlamaConfig``) or ``t5`` (``T5Config``, for TinyLLM's
+    seq2seq students).
 
     ``tokenizer`` defaults to ``name_or_path``'s own, else to the shipped toy tokenizer.
     ``lora`` (``peft.LoraConfig`` keywords) wraps the model with trainable adapters and
@@ -109,17 +153,18 @@ def load_student(
     dtype = getattr(torch, torch_dtype) if torch_dtype else "auto"
     if name_or_path and (Path(name_or_path) / "adapter_config.json").is_file():
         # LoRA adapters saved by a training run: the base model they name, plus them.
-        from peft import AutoPeftModelForCausalLM
+        from peft import AutoPeftModelForCausalLM, AutoPeftModelForSeq2SeqLM, PeftConfig
 
-        model = AutoPeftModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
+        base = PeftConfig.from_pretrained(name_or_path).base_model_name_or_path
+        seq2seq = AutoConfig.from_pretrained(base).is_encoder_decoder
+        auto = AutoPeftModelForSeq2SeqLM if seq2seq else AutoPeftModelForCausalLM
+        model = auto.from_pretrained(name_or_path, dtype=dtype)
     elif name_or_path:
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
+        seq2seq = AutoConfig.from_pretrained(name_or_path).is_encoder_decoder
+        auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
+        model = auto.from_pretrained(name_or_path, dtype=dtype)
     else:
-        settings = dict(architecture or {})
-        settings.setdefault("vocab_size", len(tok))
-        config = LlamaConfig(pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-                             eos_token_id=tok.eos_token_id, **settings)
-        model = LlamaForCausalLM(config)
+        model = _from_architecture(model_type, dict(architecture or {}), tok)
     if model.generation_config is not None:
         model.generation_config.pad_token_id = tok.pad_token_id
     if gradient_checkpointing:
@@ -129,8 +174,24 @@ def load_student(
 
         if gradient_checkpointing:
             model.enable_input_require_grads()
-        model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **dict(lora)))
+        task_type = "SEQ_2_SEQ_LM" if model.config.is_encoder_decoder else "CAUSAL_LM"
+        model = get_peft_model(model, LoraConfig(task_type=task_type, **dict(lora)))
     return Student(model, tok)
+
+
+def _from_architecture(model_type: str, settings: dict[str, Any],
+                       tok: PreTrainedTokenizerBase) -> PreTrainedModel:
+    """A randomly initialised model of ``model_type`` over ``tok``'s vocabulary."""
+    settings.setdefault("vocab_size", len(tok))
+    if model_type == "llama":
+        return LlamaForCausalLM(LlamaConfig(
+            pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id, **settings))
+    if model_type == "t5":
+        return T5ForConditionalGeneration(T5Config(
+            pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+            decoder_start_token_id=tok.pad_token_id, **settings))
+    raise ValueError(f"model_type must be 'llama' or 't5', got {model_type!r}")
 
 
 def load_student_from_checkpoint(path: str | Path) -> Student:

@@ -1,0 +1,229 @@
+"""``magdi-siked``: SIKeD's self-guided iterations, end to end.
+
+Iteration 1 trains the student on the strategy-tagged teacher solutions of the training
+questions. After each iteration the student is evaluated on held-out questions (free
+choice of strategy, and each strategy forced). Each later iteration starts by letting the
+student sample solutions for every training question with each strategy's tag forced;
+its correct ones and teacher data (see :func:`magdi_lightning.siked.mix`) form the
+iteration's mixture, trained from the current weights. The run stops after
+``iterations`` or once held-out accuracy has not improved for ``patience`` iterations.
+A table of iteration, training examples, alpha (teacher share), student-correct share
+and held-out accuracy per strategy is printed and kept in ``iterations.json``.
+
+Everything lives under the run directory: ``iteration_<k>/train.jsonl`` (its mixture)
+and ``mixture.json`` (alpha, student-correct share), ``iteration_<k>/checkpoints/``
+(Lightning, every ``checkpoint_every`` steps),
+``iteration_<k>/student.pt``, ``iteration_<k>/metrics.json`` and ``state.json``.
+``resume_dir=<run directory>`` continues an interrupted run in the iteration it was in,
+from that iteration's last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from magdi_lightning import CONFIG_DIR
+from magdi_lightning.cli.train import build_loggers, finish_wandb
+from magdi_lightning.data.task_datamodule import TaskDataModule
+from magdi_lightning.evaluation.benchmarks import BenchmarkExample
+from magdi_lightning.evaluation.generation import Prediction, evaluate, generate
+from magdi_lightning.evaluation.metrics import accuracy
+from magdi_lightning.graph import ReasoningGraph, write_graphs
+from magdi_lightning.models.student import Student
+from magdi_lightning.siked import TRAINING_TASKS, mix, student_graphs
+from magdi_lightning.strategies import tag
+
+log = logging.getLogger(__name__)
+
+
+def _questions(graphs: list[ReasoningGraph]) -> list[BenchmarkExample]:
+    return [BenchmarkExample(id=g.id, question=g.question, gold=g.gold_answer, task=g.task)
+            for g in graphs]
+
+
+def held_out_accuracy(student: Student, source: TaskDataModule,
+                      questions: list[BenchmarkExample], cfg: DictConfig) -> dict[str, Any]:
+    """Free-choice accuracy, how often each strategy was chosen, and accuracy with each
+    strategy forced."""
+    settings = cfg.evaluate
+    free: list[Prediction] = evaluate(student, source.formatter, questions,
+                                      settings.batch_size, settings.max_new_tokens)
+    chosen = Counter(p.strategy or "none" for p in free)
+    result: dict[str, Any] = {"accuracy": accuracy([p.correct for p in free]).value,
+                              "chosen": {s: n / len(free) for s, n in sorted(chosen.items())}}
+    for strategy in cfg.strategies:
+        outputs = generate(student, source.formatter, [q.question for q in questions],
+                           settings.batch_size, settings.max_new_tokens,
+                           response_start=tag(strategy))
+        forced = _score(questions, [text for text, _ in outputs])
+        result[f"accuracy/{strategy}"] = sum(forced) / len(forced) if forced else float("nan")
+    return result
+
+
+def _score(questions: list[BenchmarkExample], outputs: list[str]) -> list[bool]:
+    samples = {q.id: [text] for q, text in zip(questions, outputs)}
+    solved = student_graphs(questions, samples, iteration=0)
+    return [q.id in solved for q in questions]
+
+
+def sample_student(student: Student, source: TaskDataModule,
+                   questions: list[BenchmarkExample], cfg: DictConfig) -> dict[str, list[str]]:
+    """Every training question's sampled, tag-forced outputs, by question id."""
+    settings = cfg.sampling
+    repeated = [q for q in questions for _ in range(settings.samples_per_strategy)]
+    samples: dict[str, list[str]] = {q.id: [] for q in questions}
+    for strategy in cfg.strategies:
+        outputs = generate(student, source.formatter, [q.question for q in repeated],
+                           settings.batch_size, settings.max_new_tokens, do_sample=True,
+                           temperature=settings.temperature, response_start=tag(strategy))
+        for question, (text, _) in zip(repeated, outputs):
+            samples[question.id].append(text)
+    return samples
+
+
+def run_siked(cfg: DictConfig) -> list[dict[str, Any]]:
+    """Run (or resume) the iterations; return the per-iteration table rows."""
+    run_dir = Path(cfg.resume_dir or cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state_path = run_dir / "state.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else {"rows": []}
+    if not state_path.exists():
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    L.seed_everything(cfg.seed, workers=True)
+
+    student: Student = instantiate(cfg.student)
+    source: TaskDataModule = instantiate(cfg.data, tokenizer=student.tokenizer,
+                                         encoder_decoder=student.is_encoder_decoder)
+    source.setup()
+    teacher = [source.graph_list[i] for i in source.splits["train"]]
+    train_questions = _questions(teacher)
+    test_questions = source.held_out_questions(cfg.evaluate.split)[: cfg.evaluate.max_questions]
+    student_config = {k: v for k, v in OmegaConf.to_container(cfg.student, resolve=True).items()
+                      if k != "_target_"}
+    module = instantiate(cfg.method, student=student, student_config=student_config,
+                         _convert_="all")
+    rows: list[dict[str, Any]] = state["rows"]
+    if "untrained_accuracy" not in state:
+        untrained = evaluate(student, source.formatter, test_questions,
+                             cfg.evaluate.batch_size, cfg.evaluate.max_new_tokens)
+        state["untrained_accuracy"] = accuracy([p.correct for p in untrained]).value
+        _write_json(state_path, state)
+    if rows:
+        last = run_dir / f"iteration_{rows[-1]['iteration']}" / "student.pt"
+        student.load_state_dict(torch.load(last, map_location="cpu", weights_only=True))
+        log.info("resuming after iteration %d", rows[-1]["iteration"])
+
+    for iteration in range(len(rows) + 1, cfg.iterations + 1):
+        if rows and _stalled(rows, cfg.patience):
+            log.info("held-out accuracy stopped improving; stopping before iteration %d",
+                     iteration)
+            break
+        started = time.perf_counter()
+        it_dir = run_dir / f"iteration_{iteration}"
+        mixture_file = it_dir / "train.jsonl"
+        it_dir.mkdir(parents=True, exist_ok=True)
+        if not mixture_file.exists():
+            if iteration == 1:
+                write_graphs(mixture_file, teacher)
+                composition = {"alpha": 1.0, "student_correct_share": None}
+            else:
+                samples = sample_student(student, source, train_questions, cfg)
+                mixture = mix(teacher, student_graphs(train_questions, samples, iteration - 1),
+                              cfg.mixing)
+                write_graphs(mixture_file, mixture.graphs)
+                composition = {"alpha": mixture.alpha,
+                               "student_correct_share": mixture.student_correct_share}
+            _write_json(it_dir / "mixture.json", composition)
+        composition = json.loads((it_dir / "mixture.json").read_text())
+        data = TaskDataModule(graphs=str(mixture_file), tokenizer=student.tokenizer,
+                              tasks=TRAINING_TASKS, batch_size=cfg.data.batch_size,
+                              val_fraction=0.0, test_fraction=0.0,
+                              max_length=cfg.data.max_length, template=cfg.data.template,
+                              use_chat_template=cfg.data.use_chat_template,
+                              cache_dir=cfg.paths.cache_dir,
+                              encoder_decoder=student.is_encoder_decoder)
+        steps = cfg.steps.first if iteration == 1 else cfg.steps.later
+        trainer: L.Trainer = instantiate(
+            cfg.trainer, max_steps=steps, limit_val_batches=0, val_check_interval=None,
+            num_sanity_val_steps=0, default_root_dir=str(it_dir),
+            logger=build_loggers(cfg.get("logger"), it_dir),
+            callbacks=[ModelCheckpoint(dirpath=str(it_dir / "checkpoints"), save_last=True,
+                                       save_top_k=0, every_n_train_steps=cfg.checkpoint_every)])
+        last_ckpt = it_dir / "checkpoints" / "last.ckpt"
+        trainer.fit(module, datamodule=data,
+                    ckpt_path=str(last_ckpt) if last_ckpt.exists() else None)
+        torch.save(student.state_dict(), it_dir / "student.pt")
+        row = {"iteration": iteration, "training_examples": len(data.examples["train"]),
+               **composition, **held_out_accuracy(student, source, test_questions, cfg),
+               "seconds": round(time.perf_counter() - started, 1)}
+        _write_json(it_dir / "metrics.json", row)
+        rows.append(row)
+        _write_json(state_path, {**state, "rows": rows})
+        _print_table(rows, state["untrained_accuracy"])
+    (run_dir / "iterations.json").write_text(json.dumps(
+        {"untrained_accuracy": state["untrained_accuracy"], "iterations": rows}, indent=2) + "\n")
+    print(f"run directory: {run_dir}")
+    return rows
+
+
+def _stalled(rows: list[dict[str, Any]], patience: int) -> bool:
+    """Whether the last ``patience`` iterations all failed to beat the best before them."""
+    if len(rows) <= patience:
+        return False
+    best = max(row["accuracy"] for row in rows[:-patience])
+    return all(row["accuracy"] <= best for row in rows[-patience:])
+
+
+def _write_json(path: Path, value: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _print_table(rows: list[dict[str, Any]], untrained: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    strategies = [k.split("/", 1)[1] for k in rows[0] if k.startswith("accuracy/")]
+    table = Table(title="magdi-siked: held-out accuracy per iteration",
+                  caption=f"untrained student: {untrained:.1%}")
+    for column in ("iter", "examples", "alpha", "student ok", "acc",
+                   *(f"acc {s}" for s in strategies), "chosen"):
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        share = row["student_correct_share"]
+        table.add_row(
+            str(row["iteration"]), str(row["training_examples"]), f"{row['alpha']:.2f}",
+            "-" if share is None else f"{share:.1%}", f"{row['accuracy']:.1%}",
+            *(f"{row[f'accuracy/{s}']:.1%}" for s in strategies),
+            " ".join(f"{s} {v:.0%}" for s, v in row["chosen"].items()))
+    Console(width=120).print(table)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="siked")
+def _hydra_main(cfg: DictConfig) -> float:
+    try:
+        return float(run_siked(cfg)[-1]["accuracy"])
+    finally:
+        finish_wandb()
+
+
+def main() -> None:
+    """Console entry point (Hydra parses ``sys.argv``)."""
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

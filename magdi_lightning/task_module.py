@@ -1,0 +1,72 @@
+"""Multi-task distillation: one student, one weighted loss per task (TinyLLM, SIKeD).
+
+TinyLLM's objective is ``gamma * L_answer + sum_t alpha_t * L_rationale_t``: the answer
+task plus one rationale task per teacher, each marked by its instruction prefix. SIKeD
+fine-tunes on strategy-tagged solutions, a single task. Both are this module with
+different task weights. Each task's loss is the mean over its pairs in the batch of the
+pair's mean token cross-entropy (so a long rationale does not outweigh a short answer),
+and tasks absent from a batch contribute nothing. Causal students compute vocabulary
+logits only at target tokens; encoder-decoder students (T5) train the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from magdi_lightning.data.task_datamodule import TaskBatch
+from magdi_lightning.models.student import Student
+from magdi_lightning.student_module import StudentModule
+
+__all__ = ["TaskDistillationModule"]
+
+
+class TaskDistillationModule(StudentModule):
+    """Weighted sum of per-task losses.
+
+    ``task_weights`` maps task names (``answer``, ``rationale/<teacher>``, ``solve``) to
+    weights; a task not named gets ``default_weight``. ``optimizer``, ``scheduler`` and
+    ``student_config`` are as in :class:`~magdi_lightning.student_module.StudentModule`.
+    """
+
+    def __init__(self, student: Student, task_weights: dict[str, float] | None = None,
+                 default_weight: float = 1.0, optimizer: dict[str, Any] | None = None,
+                 scheduler: dict[str, Any] | None = None,
+                 student_config: dict[str, Any] | None = None) -> None:
+        super().__init__(student, optimizer, scheduler)
+        self.save_hyperparameters(ignore=["student"])
+        self.task_weights = dict(task_weights or {})
+        self.default_weight = default_weight
+        if any(w < 0 for w in [*self.task_weights.values(), default_weight]):
+            raise ValueError("task weights must be >= 0")
+
+    def weight(self, task: str) -> float:
+        return self.task_weights.get(task, self.default_weight)
+
+    def compute_losses(self, batch: TaskBatch) -> dict[str, torch.Tensor]:
+        """``loss`` (the weighted sum) and each present task's loss."""
+        total, count = self.student.target_token_losses(batch.input_ids, batch.attention_mask,
+                                                        batch.labels)
+        per_pair = total / count.clamp(min=1)
+        has_target = count > 0
+        out: dict[str, torch.Tensor] = {}
+        loss = per_pair.new_zeros(())
+        for index, name in enumerate(batch.task_names):
+            rows = (batch.task_index == index) & has_target
+            if rows.any():
+                out[name] = per_pair[rows].mean()
+                loss = loss + self.weight(name) * out[name]
+        out["loss"] = loss
+        return out
+
+    def training_step(self, batch: TaskBatch, batch_idx: int) -> torch.Tensor:
+        losses = self.compute_losses(batch)
+        self.log_losses("train", losses, batch.size)
+        return losses["loss"]
+
+    def validation_step(self, batch: TaskBatch, batch_idx: int) -> None:
+        self.log_losses("val", self.compute_losses(batch), batch.size)
+
+    def test_step(self, batch: TaskBatch, batch_idx: int) -> None:
+        self.log_losses("test", self.compute_losses(batch), batch.size)
