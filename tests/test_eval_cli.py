@@ -96,7 +96,7 @@ def test_magdi_eval_scores_several_benchmarks_in_one_run(tmp_path: Path,
                                                          shared_data: Path) -> None:
     load_student(architecture=TINY_ARCHITECTURE).save_pretrained(tmp_path / "student")
     run = _run_eval(tmp_path, shared_data, f"model={tmp_path / 'student'}",
-                    "benchmark=[svamp,boolq,math500]", "limit=3")
+                    "benchmark=[svamp,boolq,math500]", "limit=3", "prefix='predict: '")
     metrics = json.loads((run / "metrics.json").read_text())
     assert list(metrics["benchmarks"]) == ["svamp", "boolq", "math500"]
     assert all(m["total"] == 3 for m in metrics["benchmarks"].values())

@@ -82,7 +82,8 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" \
         else cfg.device
     student.model.to(device)
-    formatter = PromptFormatter(student.tokenizer, cfg.template, cfg.use_chat_template)
+    formatter = PromptFormatter(student.tokenizer, cfg.template, cfg.use_chat_template,
+                                cfg.prefix)
 
     metrics: dict[str, Any] = {"model": str(cfg.model), "benchmarks": {}}
     results: dict[str, Accuracy] = {}
