@@ -11,16 +11,15 @@ regression in either speed or semantics shows up as a number.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
-import math
 import os
 import resource
 import time
 from pathlib import Path
 from typing import Any
 
-from magdi_lightning.sandbox import SandboxPool, SandboxResult
+from magdi_lightning.evaluation.pot import agrees, as_pot_answer, program_of
+from magdi_lightning.sandbox import SandboxPool
 
 SHARED_DATA_ENV = "MAGDI_SHARED_DATA"
 POT_FILE = Path("teachers") / "pot_codex_gsm8k_test.jsonl"
@@ -37,43 +36,6 @@ def load_records(n: int | None) -> list[dict[str, Any]]:
     return records[:n] if n is not None else records
 
 
-def as_pot_answer(result: SandboxResult) -> Any:
-    """Our result in the shape of PoT's ``executed``: a float, a string or ``None``.
-
-    The PoT scripts record ``None`` when a program fails, reduce a list or tuple to its first
-    element and a dict to its first value, then take ``float(ans)`` when possible, else
-    ``str(ans)``. Our values are JSON-safe (containers come back as their ``repr``), so undo
-    that with :func:`ast.literal_eval` before applying the same rules.
-    """
-    if not result.ok or result.value is None:
-        return None
-    value = result.value
-    if isinstance(value, str):
-        try:
-            value = ast.literal_eval(value)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            return value
-    if isinstance(value, dict):
-        value = next(iter(value.values()), None)
-    elif isinstance(value, (list, tuple)):
-        value = value[0] if value else None
-    if value is None or isinstance(value, bool):
-        return value
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def agrees(ours: Any, executed: Any) -> bool:
-    """Equal, numerically with a tolerance when both are numbers."""
-    if isinstance(ours, float) and isinstance(executed, (int, float)):
-        return math.isclose(ours, executed, rel_tol=1e-6, abs_tol=1e-6) or (
-            math.isnan(ours) and math.isnan(executed)
-        )
-    return ours == executed
-
-
 def cpu_seconds() -> float:
     """User + system CPU time of this process and of its reaped descendants."""
     own = resource.getrusage(resource.RUSAGE_SELF)
@@ -87,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--workers", type=int, default=None, help="default: one per CPU")
     args = parser.parse_args(argv)
     records = load_records(args.n)
-    codes = [record["generated"][0] for record in records]
+    codes = [program_of(record) for record in records]
 
     started = time.perf_counter()
     cpu_before = cpu_seconds()

@@ -202,3 +202,29 @@ def test_gsm8k_gold_answers_parse(shared_data: Path, listed: dict[str, Disagreem
             found[str(index)] = (str(ours), stated)
     _check(f"GSM8K {name}, gold answer parses", file, len(records), found, listed,
            threshold=1.0)
+
+
+@pytest.mark.parametrize(("file", "absolute"), [("teachers/pot_codex_gsm8k_test.jsonl", False),
+                                              ("teachers/pot_codex_svamp.jsonl", True)])
+def test_sandbox_reproduces_the_pot_authors_execution(
+        file: str, absolute: bool, shared_data: Path, listed: dict[str, Disagreements]) -> None:
+    """Every Codex program run in our sandbox gives the ``executed`` value the PoT authors
+    recorded (the first line of each file is the few-shot prompt, not a record). Their SVAMP
+    script records ``abs(ans)``: without it, 20 of the 999 SVAMP programs differ in sign
+    only."""
+    from magdi_lightning.evaluation.pot import agrees, as_pot_answer, program_of
+    from magdi_lightning.sandbox import SandboxLimits, run_programs
+
+    records = [r for r in _jsonl(shared_data / file)[1:] if "executed" in r]
+    # The CPU limit stays at its default; the wall-clock one is relaxed so that a busy
+    # machine cannot turn a slow-but-legal program into a timeout.
+    results = run_programs([program_of(record) for record in records],
+                           SandboxLimits(wall_seconds=60.0))
+    found: Disagreements = {}
+    for index, (record, result) in enumerate(zip(records, results)):
+        ours = as_pot_answer(result, absolute)
+        if not agrees(ours, record["executed"]):
+            found[str(index)] = (str(ours) if result.ok else f"error: {result.error_type}",
+                                 str(record["executed"]))
+    _check(f"PoT {file}, sandbox vs executed", file, len(records), found, listed,
+           threshold=0.99)
