@@ -35,7 +35,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from magdi_lightning import CONFIG_DIR
-from magdi_lightning.cli.train import build_loggers, finish_wandb
+from magdi_lightning.cli.train import build_loggers, finish_wandb, student_recipe
 from magdi_lightning.data.task_datamodule import TaskDataModule
 from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.evaluation.generation import Prediction, evaluate, generate
@@ -110,9 +110,7 @@ def run_siked(cfg: DictConfig) -> list[dict[str, Any]]:
     teacher = [source.graph_list[i] for i in source.splits["train"]]
     train_questions = _questions(teacher)
     test_questions = source.held_out_questions(cfg.evaluate.split)[: cfg.evaluate.max_questions]
-    student_config = {k: v for k, v in OmegaConf.to_container(cfg.student, resolve=True).items()
-                      if k != "_target_"}
-    module = instantiate(cfg.method, student=student, student_config=student_config,
+    module = instantiate(cfg.method, student=student, student_config=student_recipe(cfg),
                          _convert_="all")
     rows: list[dict[str, Any]] = state["rows"]
     if "untrained_accuracy" not in state:

@@ -39,6 +39,14 @@ def build_loggers(cfg: DictConfig | None, output_dir: Path) -> list[Logger]:
     return loggers
 
 
+def student_recipe(cfg: DictConfig) -> dict[str, Any]:
+    """The student's ``load_student`` keywords, stored in checkpoints so a ``.ckpt`` alone
+    can be evaluated (without ``_target_``, which instantiate would build into a model)."""
+    spec = OmegaConf.to_container(cfg.student, resolve=True)
+    assert isinstance(spec, dict)
+    return {str(key): value for key, value in spec.items() if key != "_target_"}
+
+
 def finish_wandb() -> None:
     """Close any wandb run so the next job of a multirun starts a fresh one."""
     try:
@@ -60,11 +68,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     student = instantiate(cfg.student)
     datamodule = instantiate(cfg.data, tokenizer=student.tokenizer,
                              encoder_decoder=student.is_encoder_decoder)
-    # The student's load_student keywords go into the checkpoint (without _target_, which
-    # instantiate would otherwise build into a model) so a .ckpt alone can be evaluated.
-    student_config = {key: value for key, value in
-                      OmegaConf.to_container(cfg.student, resolve=True).items()  # type: ignore[union-attr]
-                      if key != "_target_"}
+    student_config = student_recipe(cfg)
     module = instantiate(cfg.method, student=student, student_config=student_config,
                          _convert_="all")
     trainer: L.Trainer = instantiate(

@@ -103,7 +103,7 @@ class TaskDataModule(MAGDataModule):
         return PromptFormatter(self.tokenizer, self.template, self.use_chat_template, prefix)
 
     def build_examples(self) -> dict[str, list[TaskExample]]:
-        pairs = [[task for task in self.tasks.tasks(graph)] for graph in self.graph_list]
+        pairs = [self.tasks.tasks(graph) for graph in self.graph_list]
         self.task_names = tuple(sorted({t.task for graph_pairs in pairs for t in graph_pairs}))
         index = {name: i for i, name in enumerate(self.task_names)}
         flat = [t for graph_pairs in pairs for t in graph_pairs]
