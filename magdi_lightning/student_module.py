@@ -34,10 +34,20 @@ class StudentModule(L.LightningModule):
         self.scheduler_settings = {"name": "linear", "warmup_steps": 100, **(scheduler or {})}
 
     def log_losses(self, stage: str, losses: dict[str, torch.Tensor], size: int) -> None:
-        """Log each value under ``<stage>/<name>`` (NaN, i.e. undefined here, is skipped)."""
-        for name, value in losses.items():
+        """Log each value under ``<stage>/<name>``; NaN (undefined here) is skipped.
+
+        With several processes each value is first averaged over the processes where it
+        is defined (one ``all_gather`` per step), so every rank logs the same figures and
+        curves show the whole global batch rather than rank 0's share of it.
+        """
+        names = sorted(losses)
+        values = torch.stack([losses[name].detach().float() for name in names])
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:
+            values = self.all_gather(values).nanmean(dim=0)
+        for name, value in zip(names, values):
             if not torch.isnan(value):
-                self.log(f"{stage}/{name}", value.detach(), batch_size=size,
+                self.log(f"{stage}/{name}", value, batch_size=size,
                          prog_bar=name == "loss", on_step=stage == "train",
                          on_epoch=stage != "train")
 

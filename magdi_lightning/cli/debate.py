@@ -26,6 +26,7 @@ from magdi_lightning.evaluation.benchmarks import load_benchmark
 from magdi_lightning.teachers.endpoints import Endpoint, TeacherSpec, build_endpoint
 from magdi_lightning.teachers.runner import RunSummary, run_protocol
 from magdi_lightning.teachers.teacher import RetryPolicy, Teacher
+from magdi_lightning.tracking import redacted_config, sweep_group, wandb_mode
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +104,14 @@ def run_debate(cfg: DictConfig) -> RunSummary:
 
 
 def _log_to_wandb(cfg: DictConfig, output_dir: Path, summary: dict[str, Any]) -> None:
-    if cfg.wandb.mode == "disabled":
+    mode = wandb_mode(cfg.wandb.mode)
+    if mode == "disabled":
         return
     import wandb
 
-    run = wandb.init(project=cfg.wandb.project, mode=cfg.wandb.mode, dir=str(output_dir),
-                     job_type="debate", config=OmegaConf.to_container(cfg, resolve=True))
+    run = wandb.init(project=cfg.wandb.project, mode=mode, dir=str(output_dir),
+                     job_type=cfg.task_name, group=sweep_group(), tags=list(cfg.get("tags") or []),
+                     config=redacted_config(cfg))
     try:
         run.summary.update(summary)
     finally:

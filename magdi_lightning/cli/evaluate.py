@@ -42,6 +42,7 @@ from magdi_lightning.evaluation.reports import (
 from magdi_lightning.graph import read_graphs
 from magdi_lightning.io import write_lines_atomically
 from magdi_lightning.models.student import Student, load_student, load_student_from_checkpoint
+from magdi_lightning.tracking import redacted_config, sweep_group, wandb_mode
 
 
 def load_model(cfg: DictConfig) -> Student:
@@ -121,12 +122,14 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
 
 def _log_to_wandb(cfg: DictConfig, output_dir: Path, metrics: dict[str, Any],
                   predictions: list[Any], plots: dict[str, Path]) -> None:
-    if cfg.wandb.mode == "disabled":
+    mode = wandb_mode(cfg.wandb.mode)
+    if mode == "disabled":
         return
     import wandb
 
-    run = wandb.init(project=cfg.wandb.project, mode=cfg.wandb.mode, dir=str(output_dir),
-                     job_type=cfg.task_name, config=OmegaConf.to_container(cfg, resolve=True))
+    run = wandb.init(project=cfg.wandb.project, mode=mode, dir=str(output_dir),
+                     job_type=cfg.task_name, group=sweep_group(), tags=list(cfg.get("tags") or []),
+                     config=redacted_config(cfg))
     try:
         log_to_wandb(run, metrics, predictions, plots)
     finally:

@@ -35,7 +35,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from magdi_lightning import CONFIG_DIR
-from magdi_lightning.cli.train import build_loggers, finish_wandb, student_recipe
+from magdi_lightning.cli.train import build_loggers, student_recipe
 from magdi_lightning.data.task_datamodule import TaskDataModule
 from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.evaluation.generation import Prediction, evaluate, generate
@@ -44,6 +44,7 @@ from magdi_lightning.graph import ReasoningGraph, write_graphs
 from magdi_lightning.models.student import Student
 from magdi_lightning.siked import TRAINING_TASKS, mix, student_graphs
 from magdi_lightning.strategies import tag
+from magdi_lightning.tracking import finish_wandb
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +19,41 @@ import hydra
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from magdi_lightning import CONFIG_DIR
 from magdi_lightning.evaluation.generation import accuracy_of, evaluate
+from magdi_lightning.io import write_lines_atomically
+from magdi_lightning.runs import (
+    RunLock,
+    RunRecord,
+    fingerprint,
+    resolve_checkpoint,
+    run_dir_of,
+)
+from magdi_lightning.tracking import finish_wandb, redacted_config, sweep_group, wandb_mode
 
 log = logging.getLogger(__name__)
+# How global rank 0 tells the other ranks which checkpoint it resumes from.
+_CHECKPOINT_ENV = "MAGDI_RESUME_CHECKPOINT"
 
 
-def build_loggers(cfg: DictConfig | None, output_dir: Path) -> list[Logger]:
-    """The configured loggers; a logger that cannot start is replaced by CSV."""
+def build_loggers(cfg: DictConfig | None, output_dir: Path,
+                  wandb_id: str | None = None) -> list[Logger]:
+    """The configured loggers; a logger that cannot start is replaced by CSV.
+
+    wandb follows :mod:`magdi_lightning.tracking`: ``mode: auto`` (offline without an API
+    key), the multirun's group, and ``wandb_id`` (a resumed run continues its run).
+    """
     loggers: list[Logger] = []
     for name, spec in (cfg or {}).items():
+        overrides: dict[str, Any] = {}
+        if spec.get("_target_", "").endswith("WandbLogger"):
+            overrides = {"mode": wandb_mode(spec.get("mode")), "id": wandb_id,
+                         "group": spec.get("group") or sweep_group()}
         try:
-            logger = instantiate(spec)
+            logger = instantiate(spec, **overrides)
             _ = logger.experiment  # start it now, so a failure surfaces here
             loggers.append(logger)
         except Exception as err:
@@ -47,33 +70,79 @@ def student_recipe(cfg: DictConfig) -> dict[str, Any]:
     return {str(key): value for key, value in spec.items() if key != "_target_"}
 
 
-def finish_wandb() -> None:
-    """Close any wandb run so the next job of a multirun starts a fresh one."""
-    try:
-        import wandb
-    except ImportError:
-        return
-    if wandb.run is not None:
-        wandb.finish()
+def _start_run(cfg: DictConfig, output_dir: Path) -> tuple[RunRecord, Path | None, RunLock]:
+    """Claim the run directory and find the checkpoint to resume from (global rank 0).
+
+    The checkpoint is handed to the other ranks through the environment, since they may
+    start (Lightning's DDP launcher re-runs this command) once this run's own record exists.
+    """
+    lock = RunLock(output_dir)
+    lock.acquire()
+    digest = fingerprint(cfg, output_dir)
+    checkpoint = resolve_checkpoint(cfg.get("ckpt_path"), output_dir,
+                                    Path(cfg.paths.log_dir), digest)
+    # A requeued job continues its own record; a resumed crash continues the crashed run's.
+    source = run_dir_of(checkpoint) if checkpoint else None
+    previous = RunRecord.read(output_dir) or (RunRecord.read(source) if source else None)
+    record = RunRecord(
+        fingerprint=digest,
+        wandb_id=previous.wandb_id if previous else new_wandb_id(),
+        resumed_from=str(checkpoint.resolve()) if checkpoint else None,
+        untrained_accuracy=previous.untrained_accuracy if previous else None,
+        slurm_job_id=os.environ.get("SLURM_JOB_ID"))
+    record.write(output_dir)
+    if checkpoint is not None:
+        os.environ[_CHECKPOINT_ENV] = str(checkpoint)
+        log.info("resuming from %s", checkpoint)
+    return record, checkpoint, lock
+
+
+def new_wandb_id() -> str:
+    """A fresh wandb run id (wandb takes lowercase letters and digits)."""
+    return uuid.uuid4().hex[:12]
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train and evaluate as ``cfg`` says; return the metrics written to metrics.json."""
+    """Train and evaluate as ``cfg`` says; return the metrics written to metrics.json.
+
+    Every process of a multi-process run trains; only global rank 0 claims the run
+    directory, evaluates and writes files (the others return an empty dict).
+    """
     started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    leader = rank_zero_only.rank == 0
     L.seed_everything(cfg.seed, workers=True)
+    if leader:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        record, checkpoint, lock = _start_run(cfg, output_dir)
+    else:
+        inherited = os.environ.get(_CHECKPOINT_ENV)
+        checkpoint = Path(inherited) if inherited else resolve_checkpoint(
+            cfg.get("ckpt_path"), output_dir, Path(cfg.paths.log_dir),
+            fingerprint(cfg, output_dir))
+    try:
+        return _train(cfg, output_dir, checkpoint, record if leader else None, started)
+    finally:
+        if leader:
+            lock.release()
 
+
+def _train(cfg: DictConfig, output_dir: Path, checkpoint: Path | None,
+           record: RunRecord | None, started: float) -> dict[str, Any]:
     student = instantiate(cfg.student)
     datamodule = instantiate(cfg.data, tokenizer=student.tokenizer,
                              encoder_decoder=student.is_encoder_decoder)
     student_config = student_recipe(cfg)
     module = instantiate(cfg.method, student=student, student_config=student_config,
                          _convert_="all")
+    # Every rank builds the loggers (they write on rank 0 only; callbacks need them).
+    loggers = build_loggers(cfg.get("logger"), output_dir, record.wandb_id if record else None)
     trainer: L.Trainer = instantiate(
-        cfg.trainer, logger=build_loggers(cfg.get("logger"), output_dir),
+        cfg.trainer, logger=loggers,
         callbacks=[instantiate(c) for c in (cfg.get("callbacks") or {}).values()])
+    for logger in trainer.loggers:
+        logger.log_hyperparams(redacted_config(cfg))
     datamodule.setup("fit")
 
     evaluation = cfg.evaluate
@@ -85,10 +154,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         return accuracy_of(predictions), predictions
 
     metrics: dict[str, Any] = {"output_dir": str(output_dir), "heldout_questions": len(questions)}
-    if evaluation.before_training:
-        metrics["heldout_accuracy_untrained"], _ = accuracy()
+    if record is not None and evaluation.before_training:
+        if record.untrained_accuracy is None:
+            record.untrained_accuracy, _ = accuracy()
+            record.write(output_dir)
+        metrics["heldout_accuracy_untrained"] = record.untrained_accuracy
     fit_started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(module, datamodule=datamodule,
+                ckpt_path=str(checkpoint) if checkpoint else None)
+    if record is None:
+        return {}
+    metrics["resumed_from"] = record.resumed_from
     metrics["fit_seconds"] = round(time.perf_counter() - fit_started, 1)
     metrics["global_step"] = trainer.global_step
     metrics.update({key: round(float(value), 5)
@@ -97,10 +173,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics["total_seconds"] = round(time.perf_counter() - started, 1)
 
     student.save_pretrained(output_dir / "student")
-    with (output_dir / "predictions.jsonl").open("w", encoding="utf-8") as handle:
-        for prediction in predictions:
-            handle.write(json.dumps(prediction.__dict__, ensure_ascii=False) + "\n")
+    write_lines_atomically(output_dir / "predictions.jsonl",
+                           (json.dumps(p.__dict__, ensure_ascii=False) for p in predictions))
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    record.status = "finished"
+    record.write(output_dir)
     for logger in trainer.loggers:
         logger.log_metrics({f"heldout/{k}": v for k, v in metrics.items()
                             if k.startswith("heldout_accuracy")}, step=trainer.global_step)
@@ -128,7 +205,7 @@ def _print_summary(metrics: dict[str, Any]) -> None:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float:
     try:
-        return float(train(cfg)["heldout_accuracy"])
+        return float(train(cfg).get("heldout_accuracy", float("nan")))
     finally:
         finish_wandb()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
 import re
 from functools import cached_property
@@ -21,7 +22,8 @@ from typing import Any
 import datasets
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DistributedSampler
+from torchdata.stateful_dataloader import StatefulDataLoader
 from transformers import PreTrainedTokenizerBase
 
 from magdi_lightning.data.batch import CORRECT, INCORRECT, GraphExample, collate_graphs
@@ -198,24 +200,37 @@ class MAGDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ loaders
     def loader(self, split: str, shuffle: bool = False, batch_size: int | None = None
-               ) -> DataLoader:
-        """Batches of one split (default batch size: the eval batch size)."""
+               ) -> StatefulDataLoader:
+        """Batches of one split (default batch size: the eval batch size).
+
+        A :class:`~torchdata.stateful_dataloader.StatefulDataLoader`, so Lightning's
+        checkpoints hold the position inside the epoch and a resumed run sees exactly the
+        batches it had not yet trained on. Every split goes through a ``DistributedSampler``
+        over the trainer's processes (one process: all of it), whose order depends only on
+        the seed and the epoch: ``n`` processes with batch size ``b`` see in each step the
+        very examples one process with batch size ``n*b`` would.
+        """
         if not self.examples:
             self.setup()
-        return DataLoader(
+        trainer = self.trainer
+        sampler = DistributedSampler(
+            self.examples[split], num_replicas=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0, shuffle=shuffle,
+            seed=int(os.environ.get("PL_GLOBAL_SEED", 0)))
+        return StatefulDataLoader(
             self.examples[split], batch_size=batch_size or self.eval_batch_size,
-            shuffle=shuffle, collate_fn=self.collate,
+            sampler=sampler, collate_fn=self.collate,
             num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> StatefulDataLoader:
         return self.loader("train", shuffle=True, batch_size=self.batch_size)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> StatefulDataLoader:
         return self.loader("val")
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> StatefulDataLoader:
         return self.loader("test")
 
     def held_out_questions(self, split: str = "test") -> list[BenchmarkExample]:

@@ -146,6 +146,9 @@ def load_student(
     freezes the rest. ``torch_dtype`` is for loading only; mixed precision during
     training comes from the Lightning trainer's ``precision``.
     """
+    # Hydra passes OmegaConf containers; PEFT and transformers want plain ones (a LoraConfig
+    # holding a ListConfig of target modules cannot be saved).
+    lora, architecture = _plain(lora), _plain(architecture)
     tokenizer_source = tokenizer or name_or_path or DEFAULT_TOKENIZER_DIR
     tok = AutoTokenizer.from_pretrained(str(tokenizer_source))
     if tok.pad_token is None:
@@ -177,6 +180,15 @@ def load_student(
         task_type = "SEQ_2_SEQ_LM" if model.config.is_encoder_decoder else "CAUSAL_LM"
         model = get_peft_model(model, LoraConfig(task_type=task_type, **dict(lora)))
     return Student(model, tok)
+
+
+def _plain(settings: Any) -> Any:
+    """``settings`` as plain Python containers (OmegaConf ones converted, resolved)."""
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_config(settings):
+        return OmegaConf.to_container(settings, resolve=True)
+    return settings
 
 
 def _from_architecture(model_type: str, settings: dict[str, Any],

@@ -1,0 +1,1 @@
+"""A real single-node SLURM cluster for tests: ``install.sh`` and ``cluster.py``."""
