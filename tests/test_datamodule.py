@@ -9,7 +9,7 @@ from factories import debate, hand_graphs, tiny_student
 
 from magdi_lightning.data import GraphDataModule, collate_graphs
 from magdi_lightning.data.datamodule import split_by_question
-from magdi_lightning.graph import write_graphs
+from magdi_lightning.graph import read_graphs, write_graphs
 from magdi_lightning.sources.toy import ToyWorldConfig, generate_toy_graphs
 
 C = hand_graphs()[0].nodes[0].correctness
@@ -126,3 +126,32 @@ def test_chat_template_frames_the_prompt_when_the_tokenizer_has_one(tmp_path) ->
 def test_exactly_one_source_is_required(student) -> None:
     with pytest.raises(ValueError, match="exactly one"):
         GraphDataModule(tokenizer=student.tokenizer)
+
+
+def test_max_graphs_keeps_the_files_first_graphs(tmp_path, student) -> None:
+    path = _toy_file(tmp_path, n=60)
+    kept = GraphDataModule(graphs=str(path), tokenizer=student.tokenizer, max_graphs=25,
+                           cache_dir=str(tmp_path / "cache"))
+    kept.setup()
+    assert [g.id for g in kept.graph_list] == [g.id for g in read_graphs(path)][:25]
+    assert sum(len(v) for v in kept.examples.values()) == 25
+    everything = GraphDataModule(graphs=str(path), tokenizer=student.tokenizer,
+                                 cache_dir=str(tmp_path / "cache"))
+    everything.setup()  # a cache made for the first 25 graphs is not reused for all 60
+    assert sum(len(v) for v in everything.examples.values()) == 60
+
+
+def test_train_loader_order_depends_only_on_seed_and_epoch(tmp_path, student,
+                                                          monkeypatch) -> None:
+    module = GraphDataModule(graphs=str(_toy_file(tmp_path)), tokenizer=student.tokenizer,
+                             batch_size=4, cache_dir=str(tmp_path / "cache"))
+    monkeypatch.setenv("PL_GLOBAL_SEED", "7")
+
+    def order(epoch: int) -> list[str]:
+        loader = module.train_dataloader()
+        loader.sampler.set_epoch(epoch)
+        return [gid for batch in loader for gid in batch.graph_ids]
+
+    first = order(0)
+    assert order(0) == first and order(1) != first
+    assert sorted(first) == sorted(e.graph_id for e in module.examples["train"])

@@ -15,7 +15,7 @@ import os
 import random
 import re
 from functools import cached_property
-from itertools import product
+from itertools import islice, product
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +92,10 @@ class MAGDataModule(L.LightningDataModule):
     Give either ``graphs`` (a MAG JSONL path) or ``importer`` (``{format, path,
     options}`` for :func:`magdi_lightning.sources.import_graphs`, materialised once to
     ``cache_dir``). ``encoder_decoder`` says whether the student is an encoder-decoder
-    (``magdi-train`` sets it from the student). Subclasses build ``self.examples`` per
-    split in :meth:`build_examples` and say how to batch them in :meth:`collate`.
+    (``magdi-train`` sets it from the student). ``max_graphs`` keeps only the file's
+    first graphs (the papers' "1,000 graphs per data set"). Subclasses build
+    ``self.examples`` per split in :meth:`build_examples` and say how to batch them in
+    :meth:`collate`.
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class MAGDataModule(L.LightningDataModule):
         cache_dir: str = "outputs/cache",
         num_workers: int = 0,
         encoder_decoder: bool = False,
+        max_graphs: int | None = None,
     ) -> None:
         super().__init__()
         if (graphs is None) == (importer is None):
@@ -131,6 +134,7 @@ class MAGDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir)
         self.num_workers = num_workers
         self.encoder_decoder = encoder_decoder
+        self.max_graphs = max_graphs
         self.graph_list: list[ReasoningGraph] = []
         self.splits: dict[str, list[int]] = {}
         self.examples: dict[str, list[GraphExample]] = {}
@@ -176,7 +180,7 @@ class MAGDataModule(L.LightningDataModule):
         if self.examples:
             return
         self.prepare_data()
-        self.graph_list = list(read_graphs(self.source_path))
+        self.graph_list = list(islice(read_graphs(self.source_path), self.max_graphs))
         self.splits = split_by_question(self.graph_list, self.val_fraction, self.test_fraction,
                                         self.split_seed)
         self.examples = self.build_examples()
@@ -195,7 +199,8 @@ class MAGDataModule(L.LightningDataModule):
         ``parts`` (whatever else the subclass's tokenization depends on)."""
         return hashlib.sha256("|".join([
             _CACHE_VERSION, _file_digest(self.source_path), _tokenizer_digest(self.tokenizer),
-            self.template, str(self.formatter.chat), str(self.max_length), *parts,
+            self.template, str(self.formatter.chat), str(self.max_length),
+            str(self.max_graphs), *parts,
         ]).encode()).hexdigest()[:20]
 
     # ------------------------------------------------------------------ loaders
