@@ -2,13 +2,16 @@
 mode (two forwards with pair replication, full-vocabulary logits), side by side.
 
 ``python -m benchmarks.train_step [--data du_qwen du_mistral toy few_correct few_incorrect]
-[--steps 10] [--graphs-per-batch 4]`` trains the same model from the same initial weights on
-the same batches in each mode and prints a table and JSON: graph nodes per second, node
-tokens per second, peak memory of the steps, and the ratios. Each (data, mode) runs in its
-own process, so peak memory (the growth of the process's maximum resident set over the
-steps on CPU, from before the first warm-up step; ``torch.cuda.max_memory_allocated`` on
-GPU) belongs to that mode alone. The reference mode's one-off precomputation of frozen node
-features is reported apart.
+[--student tiny small] [--steps 8] [--graphs-per-batch 4]`` trains the same model from the
+same initial weights on the same graphs in three modes: ``packed`` (the default single
+pass: nodes sharing a prompt packed into one row), ``unpacked`` (the single pass with one
+node per row) and ``reference``. It prints a table and JSON: graph nodes per second, node
+tokens per second (each node's prompt plus response, the same count in every mode), peak
+memory of the steps, and each single-pass mode's ratio to the reference. Each (data,
+student, mode) runs in its own process, so peak memory (the growth of the process's maximum
+resident set from before the first warm-up step on CPU; ``torch.cuda.max_memory_allocated``
+on GPU) belongs to that mode alone. The reference mode's one-off precomputation of frozen
+node features is reported apart, not in its step time.
 """
 
 from __future__ import annotations
@@ -32,7 +35,25 @@ DATA = {
     "few_incorrect": ["data=toy", "data.importer.options.num_questions=400",
                       "data.importer.options.error_rates=[0.05,0.05,0.1]"],
 }
-MODES = {"single_pass": "method=magdi", "reference": "method=magdi_reference"}
+#: The single pass with the default packing, the single pass with one node per row, and
+#: the reference code's batching (which needs one node per row).
+MODES = {"packed": ["method=magdi"],
+         "unpacked": ["method=magdi", "data.packing=false"],
+         "reference": ["method=magdi_reference", "data.packing=false"]}
+#: Student shapes (random weights over the shipped tokenizer: throughput depends on shapes,
+#: not on weights). ``tiny`` is the embedded default; ``small`` keeps Mistral-7B's 32k
+#: vocabulary and grouped-query attention on a CPU-sized trunk, so the LM head weighs about
+#: as much as the trunk, as in small students (Qwen2-0.5B's head is ~40% of its FLOPs;
+#: Mistral-7B's ~2%).
+STUDENTS = {
+    "tiny": [],
+    "small": ["+student.architecture.vocab_size=32000", "student.architecture.hidden_size=512",
+              "student.architecture.intermediate_size=1536",
+              "student.architecture.num_hidden_layers=4",
+              "student.architecture.num_attention_heads=8",
+              "student.architecture.num_key_value_heads=2",
+              "student.architecture.tie_word_embeddings=false"],
+}
 
 
 def _peak_bytes() -> int:
@@ -88,12 +109,13 @@ def measure(overrides: list[str], steps: int, warmup: int) -> dict[str, Any]:
     before = _peak_bytes()
     for batch in batches[:warmup]:
         step(batch)
-    nodes = tokens = 0
+    nodes = tokens = row_tokens = 0
     started = time.perf_counter()
     for batch in batches[warmup:]:
         step(batch)
-        nodes += int(batch.node_to_row.numel())
-        tokens += int(batch.attention_mask.sum(dim=1)[batch.node_to_row].sum())
+        nodes += int(batch.node_to_seq.numel())
+        tokens += int(batch.seq_lengths[batch.node_to_seq].sum())
+        row_tokens += int(batch.input_ids.numel())
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
@@ -101,52 +123,61 @@ def measure(overrides: list[str], steps: int, warmup: int) -> dict[str, Any]:
     return {"steps": steps, "nodes": nodes, "tokens": tokens, "seconds": round(seconds, 3),
             "nodes_per_s": round(nodes / seconds, 2), "tokens_per_s": round(tokens / seconds, 1),
             "peak_mb": round(peak / 2**20, 1), "precompute_s": round(precompute, 2),
-            "device": device.type}
+            "graphs_per_s": round(steps * data.batch_size / seconds, 2),
+            "row_tokens": row_tokens, "device": device.type}
 
 
 def _worker(args: tuple[list[str], int, int]) -> dict[str, Any]:
     return measure(*args)
 
 
-def run(datasets: list[str], steps: int, warmup: int, graphs_per_batch: int
-        ) -> dict[str, Any]:
+def compare(overrides: list[str], steps: int, warmup: int) -> dict[str, Any]:
+    """Every mode on the same ``overrides`` (data, student, batch size), each in a fresh
+    process, with the single-pass modes' ratios to the reference."""
     context = multiprocessing.get_context("spawn")
-    results: dict[str, Any] = {}
-    for name in datasets:
-        row: dict[str, Any] = {}
-        for mode, method in MODES.items():
-            overrides = [*DATA[name], method, f"data.batch_size={graphs_per_batch}",
-                         "logger=csv"]
-            with context.Pool(1) as pool:
-                row[mode] = pool.apply(_worker, ((overrides, steps, warmup),))
-        single, reference = row["single_pass"], row["reference"]
-        row["nodes_per_s_ratio"] = round(single["nodes_per_s"] / reference["nodes_per_s"], 2)
-        row["peak_memory_ratio"] = (round(single["peak_mb"] / reference["peak_mb"], 2)
-                                    if reference["peak_mb"] else None)
-        results[name] = row
-    return results
+    row: dict[str, Any] = {}
+    for mode, method in MODES.items():
+        with context.Pool(1) as pool:
+            row[mode] = pool.apply(_worker, (([*overrides, *method, "logger=csv"], steps,
+                                              warmup),))
+    reference = row["reference"]
+    for mode in ("packed", "unpacked"):
+        row[f"{mode}_speedup"] = round(row[mode]["nodes_per_s"] / reference["nodes_per_s"], 2)
+        row[f"{mode}_memory_ratio"] = (round(row[mode]["peak_mb"] / reference["peak_mb"], 2)
+                                       if reference["peak_mb"] else None)
+    return row
+
+
+def run(datasets: list[str], students: list[str], steps: int, warmup: int,
+        graphs_per_batch: int) -> dict[str, Any]:
+    return {f"{name}/{student}": compare([*DATA[name], *STUDENTS[student],
+                                          f"data.batch_size={graphs_per_batch}"], steps, warmup)
+            for student in students for name in datasets}
 
 
 def print_table(results: dict[str, Any]) -> None:
-    print(f"{'data':<14}{'mode':<13}{'nodes/s':>10}{'tokens/s':>11}{'peak MB':>10}"
-          f"{'precompute s':>14}")
+    print(f"{'data/student':<22}{'mode':<11}{'nodes/s':>9}{'tokens/s':>10}{'peak MB':>9}"
+          f"{'speedup':>9}{'mem ratio':>10}{'precompute s':>13}")
     for name, row in results.items():
         for mode in MODES:
             m = row[mode]
-            print(f"{name:<14}{mode:<13}{m['nodes_per_s']:>10.1f}{m['tokens_per_s']:>11.0f}"
-                  f"{m['peak_mb']:>10.1f}{m['precompute_s']:>14.2f}")
-        print(f"{'':<14}{'ratio':<13}{row['nodes_per_s_ratio']:>10.2f}x"
-              f"{'':>10}{row['peak_memory_ratio'] or float('nan'):>10.2f}x")
+            speedup = row.get(f"{mode}_speedup")
+            memory = row.get(f"{mode}_memory_ratio")
+            print(f"{name:<22}{mode:<11}{m['nodes_per_s']:>9.1f}{m['tokens_per_s']:>10.0f}"
+                  f"{m['peak_mb']:>9.0f}"
+                  f"{(f'{speedup:.2f}x' if speedup else '-'):>9}"
+                  f"{(f'{memory:.2f}x' if memory else '-'):>10}{m['precompute_s']:>13.2f}")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", nargs="+", choices=sorted(DATA), default=list(DATA))
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per mode")
+    parser.add_argument("--data", nargs="+", choices=list(DATA), default=list(DATA))
+    parser.add_argument("--student", nargs="+", choices=list(STUDENTS), default=list(STUDENTS))
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per mode")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--graphs-per-batch", type=int, default=4)
     args = parser.parse_args(argv)
-    results = run(args.data, args.steps, args.warmup, args.graphs_per_batch)
+    results = run(args.data, args.student, args.steps, args.warmup, args.graphs_per_batch)
     print_table(results)
     print(json.dumps(results, indent=2))
     return results

@@ -18,6 +18,7 @@ __all__ = [
     "node_classification_loss",
     "per_graph_mean",
     "position_weighted_mean_pool",
+    "sequence_weighted_mean_pool",
 ]
 
 IGNORE_INDEX = -100
@@ -57,6 +58,29 @@ def position_weighted_mean_pool(hidden: torch.Tensor, attention_mask: torch.Tens
     weights = attention_mask.to(hidden.dtype) * positions
     pooled = (hidden * weights.unsqueeze(-1)).sum(dim=1)
     return pooled / weights.sum(dim=1, keepdim=True).clamp(min=1.0)
+
+
+def sequence_weighted_mean_pool(hidden: torch.Tensor, position_ids: torch.Tensor,
+                                prompt_tokens: torch.Tensor, response_tokens: torch.Tensor,
+                                seq_prompt: torch.Tensor) -> torch.Tensor:
+    """:func:`position_weighted_mean_pool` of sequences given by token indices ``[U, hidden]``.
+
+    ``hidden`` ``[R, T, hidden]`` and ``position_ids`` ``[R, T]`` in any layout;
+    sequence u is prompt ``seq_prompt[u]`` (flat indices ``prompt_tokens[g]``, -1 padding)
+    followed by ``response_tokens[u]``, and a token's weight is its 1-based position in
+    its sequence. A prompt's weighted sum is made once and shared by its sequences.
+    """
+    flat, weights = hidden.flatten(0, 1), (position_ids.flatten() + 1).to(hidden.dtype)
+
+    def weighted(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        index = tokens.clamp(min=0)
+        w = weights[index] * (tokens >= 0)
+        return torch.einsum("bl,blh->bh", w, flat[index]), w.sum(dim=1)
+
+    prompt_sum, prompt_weight = weighted(prompt_tokens)
+    response_sum, response_weight = weighted(response_tokens)
+    total = (prompt_weight[seq_prompt] + response_weight).clamp(min=1.0)
+    return (prompt_sum[seq_prompt] + response_sum) / total[:, None]
 
 
 def margin_ranking_loss(positive_scores: torch.Tensor, negative_scores: torch.Tensor,

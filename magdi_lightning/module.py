@@ -17,11 +17,11 @@ counts per graph and run through the student in two full forwards.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from magdi_lightning.data.batch import CORRECT, INCORRECT, GraphBatch
@@ -32,14 +32,18 @@ from magdi_lightning.losses import (
     node_classification_loss,
     per_graph_mean,
     position_weighted_mean_pool,
+    sequence_weighted_mean_pool,
 )
 from magdi_lightning.models.graph_encoder import GraphEncoder
+from magdi_lightning.models.packed_attention import PackedLayout
 from magdi_lightning.models.student import Student
 from magdi_lightning.student_module import StudentModule
 
 __all__ = ["DistillationModule"]
 
 MODES = ("end_to_end", "reference")
+
+log = logging.getLogger(__name__)
 
 
 class DistillationModule(StudentModule):
@@ -93,31 +97,39 @@ class DistillationModule(StudentModule):
                          ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Each loss per graph (``[num_graphs]``, NaN where undefined) from one student
         pass, and the batch's NC and MR accuracies."""
-        hidden = self.student.hidden_states(batch.input_ids, batch.attention_mask)
+        hidden = self._hidden_states(batch)
         per_graph = {"nt": self._next_token_per_graph(batch, hidden)}
         accuracies: dict[str, torch.Tensor] = {}
         if self.graph_encoder is not None or self.scorer is not None:
-            pooled = position_weighted_mean_pool(hidden, batch.attention_mask)[batch.node_to_row]
+            pooled = _pooled(hidden, batch)[batch.node_to_seq]
             if self.graph_encoder is not None:
                 per_graph["nc"], accuracies["nc_acc"] = self._node_classification(batch, pooled)
             if self.scorer is not None:
                 per_graph["mr"], accuracies["mr_acc"] = self._margin_ranking(batch, pooled)
         return per_graph, accuracies
 
+    def _hidden_states(self, batch: GraphBatch) -> torch.Tensor:
+        layout = (PackedLayout.build(batch.prompt_tokens, batch.response_tokens,
+                                     batch.seq_prompt) if batch.packed else None)
+        return self.student.hidden_states(
+            batch.input_ids, None if batch.packed else batch.attention_mask,
+            batch.position_ids, layout)
+
     def _next_token_per_graph(self, batch: GraphBatch, hidden: torch.Tensor) -> torch.Tensor:
+        """Mean next-token loss over each graph's correct nodes' labelled tokens; the LM
+        head runs at those tokens only."""
         correct_nodes = (batch.node_labels == CORRECT).nonzero().squeeze(1)
-        rows_needed = torch.zeros(hidden.shape[0], dtype=torch.bool, device=hidden.device)
-        rows_needed[batch.node_to_row[correct_nodes]] = True
-        targets = batch.labels[:, 1:]
-        positions = ((targets != IGNORE_INDEX) & rows_needed[:, None]).nonzero()
-        rows, cols = positions[:, 0], positions[:, 1]
-        logits = self.student.lm_logits(hidden[rows, cols])
-        token_loss = F.cross_entropy(logits, targets[rows, cols], reduction="none")
-        row_sum = token_loss.new_zeros(hidden.shape[0]).index_add(0, rows, token_loss)
-        row_count = token_loss.new_zeros(hidden.shape[0]).index_add(
-            0, rows, torch.ones_like(token_loss))
-        node_rows = batch.node_to_row[correct_nodes]
-        return per_graph_mean(row_sum[node_rows], row_count[node_rows],
+        node_seqs = batch.node_to_seq[correct_nodes]
+        needed = torch.zeros(batch.num_seqs, dtype=torch.bool, device=hidden.device)
+        needed[node_seqs] = True
+        keep = needed[batch.target_seq]
+        seqs = batch.target_seq[keep]
+        token_loss = self.student.token_losses(hidden.flatten(0, 1)[batch.target_index[keep]],
+                                               batch.target_ids[keep])
+        seq_sum = token_loss.new_zeros(batch.num_seqs).index_add(0, seqs, token_loss)
+        seq_count = token_loss.new_zeros(batch.num_seqs).index_add(
+            0, seqs, torch.ones_like(token_loss))
+        return per_graph_mean(seq_sum[node_seqs], seq_count[node_seqs],
                               batch.node_graph[correct_nodes], batch.num_graphs)
 
     def _node_classification(self, batch: GraphBatch, features: torch.Tensor
@@ -146,23 +158,27 @@ class DistillationModule(StudentModule):
     # ------------------------------------------------------- reference mode
     def _reference_losses(self, batch: GraphBatch) -> dict[str, torch.Tensor]:
         """The MAGDi reference's computation, kept for side-by-side comparison."""
+        if batch.packed:
+            raise ValueError("reference mode runs one sequence per row; set "
+                             "data.packing=false")
         positive_rows, negative_rows = _replicated_pairs(batch)
+        attention_mask = batch.attention_mask
         out: dict[str, torch.Tensor] = {}
         terms = []
         if positive_rows.numel():
             positive = self.student(batch.input_ids[positive_rows],
-                                    batch.attention_mask[positive_rows],
+                                    attention_mask[positive_rows],
                                     labels=batch.labels[positive_rows])
             out["nt"] = positive.loss
             terms.append(self.weights["nt"] * positive.loss)
         if self.scorer is not None and negative_rows.numel():
             paired = positive_rows[: negative_rows.numel()]
             negative = self.student(batch.input_ids[negative_rows],
-                                    batch.attention_mask[negative_rows])
+                                    attention_mask[negative_rows])
             pos_emb = position_weighted_mean_pool(positive.hidden_states[-1][: paired.numel()],
-                                                  batch.attention_mask[paired])
+                                                  attention_mask[paired])
             neg_emb = position_weighted_mean_pool(negative.hidden_states[-1],
-                                                  batch.attention_mask[negative_rows])
+                                                  attention_mask[negative_rows])
             pos_score, neg_score = self.scorer(pos_emb), self.scorer(neg_emb)
             out["mr"] = margin_ranking_loss(pos_score, neg_score, self.margin).mean()
             out["mr_acc"] = (pos_score > neg_score).float().mean()
@@ -189,8 +205,8 @@ class DistillationModule(StudentModule):
         chunks: dict[int, torch.Tensor] = {}
         for batch in batches:
             batch = self.transfer_batch_to_device(batch, self.device, 0)
-            hidden = self.student.hidden_states(batch.input_ids, batch.attention_mask)
-            pooled = position_weighted_mean_pool(hidden, batch.attention_mask)[batch.node_to_row]
+            pooled = _pooled(self._hidden_states(batch), batch)
+            pooled = pooled[batch.node_to_seq]
             for uid, feature in zip(batch.node_uids.tolist(), pooled.float().cpu()):
                 chunks[uid] = feature
         self.student.train(was_training)
@@ -200,9 +216,12 @@ class DistillationModule(StudentModule):
         self.frozen_features = features
 
     def on_fit_start(self) -> None:
+        datamodule = self.trainer.datamodule
+        if self.mode == "reference" and getattr(datamodule, "packing", False):
+            log.info("reference mode: graph batches unpacked (data.packing=false)")
+            datamodule.packing = False
         if self.mode == "reference" and self.graph_encoder is not None \
                 and self.frozen_features is None:
-            datamodule = self.trainer.datamodule
             self.precompute_node_features(batch for split in ("train", "val", "test")
                                           for batch in datamodule.loader(split))
 
@@ -226,12 +245,18 @@ class DistillationModule(StudentModule):
         self.log_losses("test", self.compute_losses(batch), batch.num_graphs)
 
 
+def _pooled(hidden: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
+    """Position-weighted mean embedding ``[U, hidden]`` of every sequence of the batch."""
+    return sequence_weighted_mean_pool(hidden, batch.position_ids, batch.prompt_tokens,
+                                       batch.response_tokens, batch.seq_prompt)
+
+
 def _replicated_pairs(batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """Per graph, positive and negative rows with the smaller side repeated, as the
     reference does: pairs are ``(positive[i], negative[i])``; graphs without negatives
     contribute their positives alone, after all paired ones."""
     labels, graph = batch.node_labels.cpu(), batch.node_graph.cpu()
-    rows = batch.node_to_row.cpu()
+    rows = batch.node_to_seq.cpu()
     paired_pos, paired_neg, unpaired = [], [], []
     for g in range(batch.num_graphs):
         pos = rows[(graph == g) & (labels == CORRECT)].tolist()

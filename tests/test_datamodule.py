@@ -77,11 +77,13 @@ def test_prompt_masking_is_configurable(tmp_path, student) -> None:
     unmasked = collate_graphs(examples, pad, mask_prompt=False)
     nodes = [(ids, p) for e in examples for ids, p in zip(e.input_ids, e.prompt_lengths)]
     for node, (ids, prompt) in enumerate(nodes):
-        row = masked.node_to_row[node]
+        row = masked.node_to_seq[node]
         assert (masked.labels[row, :prompt] == -100).all()
         assert torch.equal(masked.labels[row, prompt:len(ids)], ids[prompt:])
-        row = unmasked.node_to_row[node]
-        assert torch.equal(unmasked.labels[row, :len(ids)], ids)
+        row = unmasked.node_to_seq[node]
+        # The first token has nothing before it to predict it from.
+        assert unmasked.labels[row, 0] == -100
+        assert torch.equal(unmasked.labels[row, 1:len(ids)], ids[1:])
         assert (unmasked.labels[row, len(ids):] == -100).all()
 
 

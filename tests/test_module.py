@@ -90,7 +90,7 @@ def test_next_token_loss_matches_a_plain_forward_on_correct_nodes() -> None:
     graph = hand_graphs()[0]
     batch = batch_of(module.student, [graph])
     per_graph, _ = module.per_graph_losses(batch)
-    correct_rows = batch.node_to_row[batch.node_labels == CORRECT]
+    correct_rows = batch.node_to_seq[batch.node_labels == CORRECT]
     total, count = 0.0, 0
     for row in correct_rows.tolist():
         out = module.student(batch.input_ids[row:row + 1], batch.attention_mask[row:row + 1],

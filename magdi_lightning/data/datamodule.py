@@ -253,7 +253,16 @@ class MAGDataModule(L.LightningDataModule):
 
 class GraphDataModule(MAGDataModule):
     """Graph batches of MAG data for any student tokenizer; ``batch_size`` counts graphs,
-    not nodes. Every node is tokenized once and cached on disk."""
+    not nodes. Every node is tokenized once and cached on disk.
+
+    ``packing`` packs each batch into one row, every prompt and response once (see
+    :mod:`magdi_lightning.data.batch`); otherwise each sequence is a padded row. The other
+    keywords are :class:`MAGDataModule`'s.
+    """
+
+    def __init__(self, *args: Any, packing: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.packing = packing
 
     def build_examples(self) -> dict[str, list[GraphExample]]:
         if self.encoder_decoder:
@@ -273,7 +282,7 @@ class GraphDataModule(MAGDataModule):
 
     def collate(self, examples: list[GraphExample]) -> Any:
         return collate_graphs(examples, pad_token_id=self.tokenizer.pad_token_id,
-                              mask_prompt=self.mask_prompt)
+                              mask_prompt=self.mask_prompt, packing=self.packing)
 
     def _tokenized_nodes(self) -> dict[str, list[Any]]:
         """Token ids and prompt length of every node, from the cache when present."""

@@ -88,7 +88,14 @@ class TaskDataModule(MAGDataModule):
     answer task).
     """
 
-    def __init__(self, *args: Any, tasks: TaskBuilder, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, tasks: TaskBuilder, packing: bool = False,
+                 **kwargs: Any) -> None:
+        # Task pairs of one question carry different task prefixes, so no prompt is shared
+        # and there is nothing to pack; the key exists because task data configs extend
+        # graph data configs.
+        if packing:
+            raise ValueError("packing applies to graph batches; task batches are not packed "
+                             "(set data.packing=false)")
         super().__init__(*args, **kwargs)
         self.tasks = tasks
         self.task_names: tuple[str, ...] = ()

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -33,6 +34,7 @@ from transformers import (
 )
 
 from magdi_lightning.losses import IGNORE_INDEX
+from magdi_lightning.models.packed_attention import PackedLayout, enable_packed_attention
 from magdi_lightning.models.tokenizer import DEFAULT_TOKENIZER_DIR
 
 __all__ = ["Student", "enable_checkpointing", "load_student", "load_student_from_checkpoint"]
@@ -42,6 +44,9 @@ class Student(nn.Module):
     """A language model and its tokenizer. For a causal LM the trunk and the LM head are
     exposed separately, so losses compute vocabulary logits only where they need them;
     encoder-decoder students (T5) train through :meth:`target_token_losses` alone."""
+
+    #: Float logits per chunk in :meth:`token_losses` (2**26: 256 MB).
+    max_logits: int = 2**26
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
         super().__init__()
@@ -62,15 +67,45 @@ class Student(nn.Module):
         get_base = getattr(self.model, "get_base_model", None)
         return get_base() if callable(get_base) else self.model
 
-    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Final-layer hidden states ``[batch, length, hidden]``, without the LM head."""
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                      position_ids: torch.Tensor | None = None,
+                      packed_layout: PackedLayout | None = None) -> torch.Tensor:
+        """Final-layer hidden states ``[batch, length, hidden]``, without the LM head.
+
+        With ``packed_layout`` the input is one packed row of a graph batch (see
+        :mod:`~magdi_lightning.models.packed_attention`) and ``attention_mask`` is ignored.
+        """
         decoder = self._causal_lm.get_decoder()
-        output = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        if packed_layout is None:
+            output = decoder(input_ids=input_ids, attention_mask=attention_mask,
+                             position_ids=position_ids, use_cache=False)
+        else:
+            enable_packed_attention(self._causal_lm)
+            output = decoder(input_ids=input_ids, attention_mask=packed_layout.mask(),
+                             position_ids=position_ids, use_cache=False,
+                             packed_layout=packed_layout)
         return output.last_hidden_state
 
     def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Vocabulary logits for the given hidden states only (any leading shape)."""
         return self._causal_lm.get_output_embeddings()(hidden).float()
+
+    def token_losses(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy ``[K]`` of predicting ``targets`` ``[K]`` from ``hidden``
+        ``[K, hidden]`` (the states at the positions before the targets).
+
+        The logits are made ``max_logits`` elements at a time, each chunk under activation
+        checkpointing: at most one chunk of ``[chunk, vocab]`` float logits is alive,
+        forward or backward, whatever the number of labelled tokens or the vocabulary
+        (Qwen's 152k, Gemma's 256k). One chunk needs no checkpointing.
+        """
+        chunk = max(1, self.max_logits // self._causal_lm.get_output_embeddings().out_features)
+        if hidden.shape[0] <= chunk:
+            return _cross_entropy(self.lm_logits(hidden), targets)
+        return torch.cat([
+            checkpoint(lambda h, t: _cross_entropy(self.lm_logits(h), t), part, target,
+                       use_reentrant=False)
+            for part, target in zip(hidden.split(chunk), targets.split(chunk))])
 
     def target_token_losses(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                             labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,8 +127,7 @@ class Student(nn.Module):
         hidden = self.hidden_states(input_ids, attention_mask)
         targets = labels[:, 1:]
         rows, cols = (targets != IGNORE_INDEX).nonzero(as_tuple=True)
-        token_loss = F.cross_entropy(self.lm_logits(hidden[rows, cols]), targets[rows, cols],
-                                     reduction="none")
+        token_loss = self.token_losses(hidden[rows, cols], targets[rows, cols])
         total = token_loss.new_zeros(input_ids.shape[0]).index_add(0, rows, token_loss)
         count = token_loss.new_zeros(input_ids.shape[0]).index_add(
             0, rows, torch.ones_like(token_loss))
@@ -109,6 +143,10 @@ class Student(nn.Module):
         """Save weights (or LoRA adapters) and tokenizer in Hugging Face format."""
         self.model.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
+
+
+def _cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, targets, reduction="none")
 
 
 def enable_checkpointing(model: PreTrainedModel) -> None:
