@@ -63,8 +63,13 @@ def test_submitit_autoexecutor_returns_the_function_result(slurm_cluster, tmp_pa
         executor.update_parameters(timeout_min=5, slurm_partition="debug")
         job = executor.submit(add, 2, 3)
         assert _submitit_result(job, slurm_cluster) == (5, job.job_id)
-        # state polling (submitit runs `sacct`) sees the job as on a real cluster
-        assert job.watcher.get_state(job.job_id, mode="force") == "COMPLETED"
+        # state polling (submitit runs `sacct`) sees the job as on a real cluster; the
+        # result file is written just before the job step ends, so allow SLURM to catch up
+        deadline = time.monotonic() + 60
+        while (state := job.watcher.get_state(job.job_id, mode="force")) == "RUNNING" \
+                and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert state == "COMPLETED"
 
 
 def test_submitit_job_arrays_and_failures_are_reported(slurm_cluster, tmp_path):
