@@ -44,7 +44,11 @@ def generate(student: Student, formatter: PromptFormatter, questions: list[str],
              temperature: float = 1.0, response_start: str = "") -> list[tuple[str, int]]:
     """Completions for ``questions`` and their token counts, batched with left padding
     and the KV cache. ``response_start`` (a causal student only) is forced as the start of
-    every response, e.g. a strategy tag, and included in the returned text."""
+    every response, e.g. a strategy tag, and included in the returned text.
+
+    Prompts are batched in order of length, so a batch pads its prompts to similar widths
+    (GSM8K prompts run from ~40 to ~360 tokens); outputs come back in the questions'
+    order, and greedy ones do not depend on the batching."""
     model, tokenizer = student.model, student.tokenizer
     encoder_decoder = student.is_encoder_decoder
     if response_start and encoder_decoder:
@@ -52,11 +56,13 @@ def generate(student: Student, formatter: PromptFormatter, questions: list[str],
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    outputs: list[tuple[str, int]] = []
+    all_prompts = formatter.encode_prompts(questions, response_start)
+    order = sorted(range(len(all_prompts)), key=lambda i: len(all_prompts[i]))
+    outputs: list[tuple[str, int]] = [("", 0)] * len(all_prompts)
     try:
-        for start in range(0, len(questions), batch_size):
-            prompts = formatter.encode_prompts(questions[start:start + batch_size],
-                                               response_start)
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            prompts = [all_prompts[i] for i in rows]
             width = max(len(p) for p in prompts)
             input_ids = torch.full((len(prompts), width), tokenizer.pad_token_id, dtype=torch.long)
             attention_mask = torch.zeros_like(input_ids)
@@ -74,8 +80,9 @@ def generate(student: Student, formatter: PromptFormatter, questions: list[str],
             new = generated if encoder_decoder else generated[:, width:]
             lengths = (new != tokenizer.pad_token_id).sum(dim=1).tolist()
             texts = tokenizer.batch_decode(new, skip_special_tokens=True)
-            outputs.extend((f"{response_start} {text.strip()}" if response_start
-                            else text.strip(), n) for text, n in zip(texts, lengths))
+            for i, text, n in zip(rows, texts, lengths):
+                outputs[i] = (f"{response_start} {text.strip()}" if response_start
+                              else text.strip(), n)
     finally:
         model.train(was_training)
     return outputs
