@@ -2,10 +2,12 @@
 mode (two forwards with pair replication, full-vocabulary logits), side by side.
 
 ``python -m benchmarks.train_step [--data du_qwen du_mistral toy few_correct few_incorrect]
-[--student tiny small] [--steps 8] [--graphs-per-batch 4]`` trains the same model from the
-same initial weights on the same graphs in three modes: ``packed`` (the default single
-pass: nodes sharing a prompt packed into one row), ``unpacked`` (the single pass with one
-node per row) and ``reference``. It prints a table and JSON: graph nodes per second, node
+[--student tiny small] [--steps 8] [--graphs-per-batch 4] [--compile]`` trains the same
+model from the same initial weights on the same graphs in three modes: ``packed`` (the
+default single pass: nodes sharing a prompt packed into one row), ``unpacked`` (the single
+pass with one node per row) and ``reference``; ``--compile`` adds ``packed_compiled`` (the
+packed pass with ``compile.enabled=true``, whose compile time falls in the untimed warm-up
+steps, reported as ``warmup_s``). It prints a table and JSON: graph nodes per second, node
 tokens per second (each node's prompt plus response, the same count in every mode), peak
 memory of the steps, and each single-pass mode's ratio to the reference. Each (data,
 student, mode) runs in its own process, so peak memory (the growth of the process's maximum
@@ -40,6 +42,8 @@ DATA = {
 MODES = {"packed": ["method=magdi"],
          "unpacked": ["method=magdi", "data.packing=false"],
          "reference": ["method=magdi_reference", "data.packing=false"]}
+#: With ``--compile``: the packed pass with the student's blocks compiled.
+COMPILED = {"packed_compiled": ["method=magdi", "compile.enabled=true"]}
 #: Student shapes (random weights over the shipped tokenizer: throughput depends on shapes,
 #: not on weights). ``tiny`` is the embedded default; ``small`` keeps Mistral-7B's 32k
 #: vocabulary and grouped-query attention on a CPU-sized trunk, so the LM head weighs about
@@ -72,7 +76,7 @@ def measure(overrides: list[str], steps: int, warmup: int) -> dict[str, Any]:
     from hydra.utils import instantiate
 
     from magdi_lightning import CONFIG_DIR
-    from magdi_lightning.cli.train import student_recipe
+    from magdi_lightning.cli.train import compile_student, student_recipe
 
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[*overrides, "paths.output_dir=outputs/bench"],
@@ -80,6 +84,7 @@ def measure(overrides: list[str], steps: int, warmup: int) -> dict[str, Any]:
     L.seed_everything(0, verbose=False)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     student = instantiate(cfg.student)
+    compile_student(student, cfg.compile)
     data = instantiate(cfg.data, tokenizer=student.tokenizer)
     data.setup("fit")
     module = instantiate(cfg.method, student=student, student_config=student_recipe(cfg),
@@ -107,8 +112,10 @@ def measure(overrides: list[str], steps: int, warmup: int) -> dict[str, Any]:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     before = _peak_bytes()
+    started = time.perf_counter()
     for batch in batches[:warmup]:
         step(batch)
+    warmup_seconds = time.perf_counter() - started
     nodes = tokens = row_tokens = 0
     started = time.perf_counter()
     for batch in batches[warmup:]:
@@ -123,6 +130,7 @@ def measure(overrides: list[str], steps: int, warmup: int) -> dict[str, Any]:
     return {"steps": steps, "nodes": nodes, "tokens": tokens, "seconds": round(seconds, 3),
             "nodes_per_s": round(nodes / seconds, 2), "tokens_per_s": round(tokens / seconds, 1),
             "peak_mb": round(peak / 2**20, 1), "precompute_s": round(precompute, 2),
+            "warmup_s": round(warmup_seconds, 2),
             "graphs_per_s": round(steps * data.batch_size / seconds, 2),
             "row_tokens": row_tokens, "device": device.type}
 
@@ -131,17 +139,19 @@ def _worker(args: tuple[list[str], int, int]) -> dict[str, Any]:
     return measure(*args)
 
 
-def compare(overrides: list[str], steps: int, warmup: int) -> dict[str, Any]:
+def compare(overrides: list[str], steps: int, warmup: int, compiled: bool = False
+            ) -> dict[str, Any]:
     """Every mode on the same ``overrides`` (data, student, batch size), each in a fresh
     process, with the single-pass modes' ratios to the reference."""
     context = multiprocessing.get_context("spawn")
+    modes = {**MODES, **(COMPILED if compiled else {})}
     row: dict[str, Any] = {}
-    for mode, method in MODES.items():
+    for mode, method in modes.items():
         with context.Pool(1) as pool:
             row[mode] = pool.apply(_worker, (([*overrides, *method, "logger=csv"], steps,
                                               warmup),))
     reference = row["reference"]
-    for mode in ("packed", "unpacked"):
+    for mode in (m for m in modes if m != "reference"):
         row[f"{mode}_speedup"] = round(row[mode]["nodes_per_s"] / reference["nodes_per_s"], 2)
         row[f"{mode}_memory_ratio"] = (round(row[mode]["peak_mb"] / reference["peak_mb"], 2)
                                        if reference["peak_mb"] else None)
@@ -149,24 +159,26 @@ def compare(overrides: list[str], steps: int, warmup: int) -> dict[str, Any]:
 
 
 def run(datasets: list[str], students: list[str], steps: int, warmup: int,
-        graphs_per_batch: int) -> dict[str, Any]:
+        graphs_per_batch: int, compiled: bool = False) -> dict[str, Any]:
     return {f"{name}/{student}": compare([*DATA[name], *STUDENTS[student],
-                                          f"data.batch_size={graphs_per_batch}"], steps, warmup)
+                                          f"data.batch_size={graphs_per_batch}"], steps, warmup,
+                                         compiled)
             for student in students for name in datasets}
 
 
 def print_table(results: dict[str, Any]) -> None:
-    print(f"{'data/student':<22}{'mode':<11}{'nodes/s':>9}{'tokens/s':>10}{'peak MB':>9}"
-          f"{'speedup':>9}{'mem ratio':>10}{'precompute s':>13}")
+    print(f"{'data/student':<22}{'mode':<17}{'nodes/s':>9}{'tokens/s':>10}{'peak MB':>9}"
+          f"{'speedup':>9}{'mem ratio':>10}{'precompute s':>13}{'warm-up s':>10}")
     for name, row in results.items():
-        for mode in MODES:
+        for mode in (m for m in [*MODES, *COMPILED] if m in row):
             m = row[mode]
             speedup = row.get(f"{mode}_speedup")
             memory = row.get(f"{mode}_memory_ratio")
-            print(f"{name:<22}{mode:<11}{m['nodes_per_s']:>9.1f}{m['tokens_per_s']:>10.0f}"
+            print(f"{name:<22}{mode:<17}{m['nodes_per_s']:>9.1f}{m['tokens_per_s']:>10.0f}"
                   f"{m['peak_mb']:>9.0f}"
                   f"{(f'{speedup:.2f}x' if speedup else '-'):>9}"
-                  f"{(f'{memory:.2f}x' if memory else '-'):>10}{m['precompute_s']:>13.2f}")
+                  f"{(f'{memory:.2f}x' if memory else '-'):>10}{m['precompute_s']:>13.2f}"
+                  f"{m['warmup_s']:>10.1f}")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -176,8 +188,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--steps", type=int, default=8, help="timed steps per mode")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--graphs-per-batch", type=int, default=4)
+    parser.add_argument("--compile", action="store_true",
+                        help="also run the packed pass with compile.enabled=true")
     args = parser.parse_args(argv)
-    results = run(args.data, args.student, args.steps, args.warmup, args.graphs_per_batch)
+    results = run(args.data, args.student, args.steps, args.warmup, args.graphs_per_batch,
+                  args.compile)
     print_table(results)
     print(json.dumps(results, indent=2))
     return results

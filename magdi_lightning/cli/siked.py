@@ -35,7 +35,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from magdi_lightning import CONFIG_DIR
-from magdi_lightning.cli.train import build_loggers, student_recipe
+from magdi_lightning.cli.train import build_loggers, compile_student, student_recipe
 from magdi_lightning.data.task_datamodule import TaskDataModule
 from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.evaluation.generation import Prediction, evaluate, generate
@@ -107,6 +107,7 @@ def run_siked(cfg: DictConfig) -> list[dict[str, Any]]:
     student: Student = instantiate(cfg.student)
     source: TaskDataModule = instantiate(cfg.data, tokenizer=student.tokenizer,
                                          encoder_decoder=student.is_encoder_decoder)
+    compile_student(student, cfg.get("compile"))
     source.setup()
     teacher = [source.graph_list[i] for i in source.splits["train"]]
     train_questions = _questions(teacher)

@@ -25,6 +25,8 @@ from omegaconf import DictConfig, OmegaConf
 from magdi_lightning import CONFIG_DIR
 from magdi_lightning.evaluation.generation import accuracy_of, evaluate
 from magdi_lightning.io import write_lines_atomically
+from magdi_lightning.models.blocks import compile_blocks
+from magdi_lightning.models.student import Student
 from magdi_lightning.runs import (
     RunLock,
     RunRecord,
@@ -68,6 +70,15 @@ def student_recipe(cfg: DictConfig) -> dict[str, Any]:
     spec = OmegaConf.to_container(cfg.student, resolve=True)
     assert isinstance(spec, dict)
     return {str(key): value for key, value in spec.items() if key != "_target_"}
+
+
+def compile_student(student: Student, settings: DictConfig | None) -> None:
+    """Compile the student's transformer blocks in place when ``compile.enabled`` says so
+    (``conf/compile``); the weights' names, and so checkpoints, stay as they are."""
+    if settings and settings.enabled:
+        count = compile_blocks(student.model, dynamic=settings.dynamic, mode=settings.mode)
+        log.info("compiled %d transformer blocks (dynamic=%s, mode=%s)", count,
+                 settings.dynamic, settings.mode)
 
 
 def _start_run(cfg: DictConfig, output_dir: Path) -> tuple[RunRecord, Path | None, RunLock]:
@@ -133,6 +144,7 @@ def _train(cfg: DictConfig, output_dir: Path, checkpoint: Path | None,
     student = instantiate(cfg.student)
     datamodule = instantiate(cfg.data, tokenizer=student.tokenizer,
                              encoder_decoder=student.is_encoder_decoder)
+    compile_student(student, cfg.get("compile"))
     student_config = student_recipe(cfg)
     module = instantiate(cfg.method, student=student, student_config=student_config,
                          _convert_="all")

@@ -69,12 +69,16 @@ def generate(student: Student, formatter: PromptFormatter, questions: list[str],
             for row, prompt in enumerate(prompts):
                 input_ids[row, width - len(prompt):] = torch.tensor(prompt)
                 attention_mask[row, width - len(prompt):] = 1
-            generated = model.generate(
-                input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-                max_new_tokens=max_new_tokens, do_sample=do_sample,
-                temperature=temperature if do_sample else None, top_p=None, top_k=None,
-                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-            )
+            # Blocks compiled for training (compile.enabled) run eager here: their graphs
+            # are for whole graph batches, and decoding one token at a time with a KV cache
+            # would only retrace them.
+            with torch.compiler.set_stance("force_eager"):
+                generated = model.generate(
+                    input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+                    max_new_tokens=max_new_tokens, do_sample=do_sample,
+                    temperature=temperature if do_sample else None, top_p=None, top_k=None,
+                    pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                )
             # A decoder's output starts with its start token (the pad token); a causal
             # model's repeats the prompt.
             new = generated if encoder_decoder else generated[:, width:]
