@@ -23,6 +23,8 @@ import json
 import multiprocessing
 import resource
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 DATA = {
@@ -68,8 +70,21 @@ def _peak_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def measure(overrides: list[str], steps: int, warmup: int) -> dict[str, Any]:
-    """Train ``warmup + steps`` steps as the composed config says; time the last ``steps``."""
+@dataclass
+class Setup:
+    """One mode ready to train: ``step(batch)`` runs a full optimizer step on ``batches``."""
+
+    step: Callable[[Any], float]
+    batches: list[Any]
+    graphs_per_batch: int
+    precompute_s: float
+    device: Any
+
+
+def prepare(overrides: list[str], num_batches: int) -> Setup:
+    """Compose the train config with ``overrides``, build student, data and module as
+    ``magdi-train`` does (seeded, so every mode starts from the same weights), and take the
+    first ``num_batches`` training batches."""
     import lightning as L
     import torch
     from hydra import compose, initialize_config_dir
@@ -89,8 +104,8 @@ def measure(overrides: list[str], steps: int, warmup: int) -> dict[str, Any]:
     data.setup("fit")
     module = instantiate(cfg.method, student=student, student_config=student_recipe(cfg),
                          _convert_="all").to(device)
-    batches = [b for _, b in zip(range(warmup + steps), data.loader("train", shuffle=True,
-                                                                      batch_size=data.batch_size))]
+    batches = [b for _, b in zip(range(num_batches), data.loader("train", shuffle=True,
+                                                                   batch_size=data.batch_size))]
     precompute = 0.0
     if module.mode == "reference":
         started = time.perf_counter()
@@ -108,6 +123,15 @@ def measure(overrides: list[str], steps: int, warmup: int) -> dict[str, Any]:
         optimizer.zero_grad(set_to_none=True)
         return float(loss.detach())
 
+    return Setup(step, batches, data.batch_size, precompute, device)
+
+
+def measure(overrides: list[str], steps: int, warmup: int) -> dict[str, Any]:
+    """Train ``warmup + steps`` steps as the composed config says; time the last ``steps``."""
+    import torch
+
+    setup = prepare(overrides, warmup + steps)
+    step, batches, device = setup.step, setup.batches, setup.device
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -129,9 +153,9 @@ def measure(overrides: list[str], steps: int, warmup: int) -> dict[str, Any]:
     peak = _peak_bytes() if device.type == "cuda" else max(_peak_bytes() - before, 0)
     return {"steps": steps, "nodes": nodes, "tokens": tokens, "seconds": round(seconds, 3),
             "nodes_per_s": round(nodes / seconds, 2), "tokens_per_s": round(tokens / seconds, 1),
-            "peak_mb": round(peak / 2**20, 1), "precompute_s": round(precompute, 2),
+            "peak_mb": round(peak / 2**20, 1), "precompute_s": round(setup.precompute_s, 2),
             "warmup_s": round(warmup_seconds, 2),
-            "graphs_per_s": round(steps * data.batch_size / seconds, 2),
+            "graphs_per_s": round(steps * setup.graphs_per_batch / seconds, 2),
             "row_tokens": row_tokens, "device": device.type}
 
 

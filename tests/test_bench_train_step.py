@@ -39,3 +39,18 @@ def test_train_step_and_scaling_benchmarks_report_every_mode(
     row = results["3x2/2"]
     _check_modes(row)
     assert row["packed"]["ms_per_node"] > 0
+
+
+def test_profile_step_lists_the_costliest_operators(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(REPO))
+    monkeypatch.chdir(tmp_path)
+    from benchmarks import profile_step
+
+    result = profile_step.main(["--data", "toy", "--student", "tiny", "--steps", "1",
+                                "--warmup", "0", "--rows", "5"])
+    assert result["device"] in ("cpu", "cuda") and result["total_ms"] > 0
+    assert len(result["ops"]) == 5
+    shares = [op["share"] for op in result["ops"]]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1
+    assert all(op["calls"] > 0 for op in result["ops"])
