@@ -25,8 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Batch
 
 from magdi_lightning.losses import IGNORE_INDEX
 
@@ -149,99 +150,119 @@ class GraphBatch:
         return GraphBatch(**pinned)
 
 
-def _padded(rows: list[torch.Tensor]) -> torch.Tensor:
-    """Index rows right-padded with -1 into one ``[len(rows), longest]`` tensor."""
-    out = torch.full((len(rows), max((len(r) for r in rows), default=0)), -1, dtype=torch.long)
-    for i, row in enumerate(rows):
-        out[i, :len(row)] = row
-    return out
+def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``[len(starts), max(lengths)]`` flat indices ``start + j`` for ``j < length``, -1
+    beyond each span's length."""
+    j = np.arange(int(lengths.max(initial=0)))
+    return np.where(j < lengths[:, None], starts[:, None] + j, -1)
 
 
 def collate_graphs(examples: list[GraphExample], pad_token_id: int, mask_prompt: bool = True,
                    packing: bool = False) -> GraphBatch:
     """Deduplicate node sequences, lay them out (packed into one row, or one padded row
-    per sequence), and batch the graphs."""
+    per sequence), and batch the graphs.
+
+    Only the deduplication walks the nodes in Python; the layout, positions and targets
+    are computed for all sequences at once (this runs every step)."""
     prompt_index: dict[bytes, int] = {}
-    prompts: list[torch.Tensor] = []
+    prompts: list[np.ndarray] = []
     seqs: dict[tuple[int, bytes], int] = {}
-    responses: list[torch.Tensor] = []
-    seq_prompt: list[int] = []
+    responses: list[np.ndarray] = []
+    seq_prompt_list: list[int] = []
     node_to_seq: list[int] = []
     for example in examples:
         for ids, prompt_length in zip(example.input_ids, example.prompt_lengths):
+            ids = ids.numpy()
             prompt, response = ids[:prompt_length], ids[prompt_length:]
-            g = prompt_index.setdefault(prompt.numpy().tobytes(), len(prompts))
+            g = prompt_index.setdefault(prompt.tobytes(), len(prompts))
             if g == len(prompts):
                 prompts.append(prompt)
-            key = (g, response.numpy().tobytes())
+            key = (g, response.tobytes())
             if key not in seqs:
                 seqs[key] = len(responses)
                 responses.append(response)
-                seq_prompt.append(g)
+                seq_prompt_list.append(g)
             node_to_seq.append(seqs[key])
 
-    # Where each prompt and response starts in the flat layout.
-    prompt_start, response_start = [0] * len(prompts), [0] * len(responses)
+    seq_prompt = np.array(seq_prompt_list, dtype=np.int64)
+    prompt_lengths = np.array([len(p) for p in prompts], dtype=np.int64)
+    response_lengths = np.array([len(r) for r in responses], dtype=np.int64)
+    seq_prompt_lengths = prompt_lengths[seq_prompt]
     if packing:
-        by_prompt: list[list[int]] = [[] for _ in prompts]
-        for u, g in enumerate(seq_prompt):
-            by_prompt[g].append(u)
-        offset = 0
-        for g, members in enumerate(by_prompt):
-            prompt_start[g], offset = offset, offset + len(prompts[g])
-            for u in members:
-                response_start[u], offset = offset, offset + len(responses[u])
-        shape = (1, offset)
+        # Each prompt, then the responses that continue it, back to back in one row.
+        order = np.argsort(seq_prompt, kind="stable")
+        pieces: list[np.ndarray] = []
+        for g, members in enumerate(np.split(order, np.cumsum(np.bincount(
+                seq_prompt, minlength=len(prompts)))[:-1])):
+            pieces.append(prompts[g])
+            pieces.extend(responses[u] for u in members)
+        piece_lengths = np.array([len(p) for p in pieces], dtype=np.int64)
+        piece_starts = np.concatenate([[0], np.cumsum(piece_lengths)[:-1]])
+        # Piece k is prompt g at k = g + (responses of prompts before g), then its responses.
+        is_prompt = np.zeros(len(pieces), dtype=bool)
+        is_prompt[np.arange(len(prompts)) + np.concatenate(
+            [[0], np.cumsum(np.bincount(seq_prompt, minlength=len(prompts)))[:-1]])] = True
+        prompt_start = piece_starts[is_prompt]
+        response_start = np.empty(len(responses), dtype=np.int64)
+        response_start[order] = piece_starts[~is_prompt]
+        flat_ids = np.concatenate(pieces)
+        shape = (1, len(flat_ids))
+        prompt_tokens = _spans(prompt_start, prompt_lengths)
     else:
-        length = max(len(prompts[g]) + len(r) for g, r in zip(seq_prompt, responses))
-        for u, g in enumerate(seq_prompt):
-            response_start[u] = u * length + len(prompts[g])
         # One row per sequence: each prompt is stored in its sequence's row (an unpacked
         # batch has as many prompt copies as sequences).
-        prompts = [prompts[g] for g in seq_prompt]
-        prompt_start = [u * length for u in range(len(responses))]
-        seq_prompt = list(range(len(responses)))
+        length = int((seq_prompt_lengths + response_lengths).max())
+        prompt_start = np.arange(len(responses), dtype=np.int64) * length
+        response_start = prompt_start + seq_prompt_lengths
+        flat_ids = np.full(len(responses) * length, pad_token_id, dtype=np.int64)
+        prompt_tokens = _spans(prompt_start, seq_prompt_lengths)
+        for u, g in enumerate(seq_prompt_list):
+            flat_ids[prompt_start[u]:response_start[u]] = prompts[g]
+            flat_ids[response_start[u]:response_start[u] + response_lengths[u]] = responses[u]
+        seq_prompt = np.arange(len(responses), dtype=np.int64)
         shape = (len(responses), length)
+    response_tokens = _spans(response_start, response_lengths)
 
-    input_ids = torch.full(shape, pad_token_id, dtype=torch.long)
-    position_ids = torch.zeros(shape, dtype=torch.long)
-    flat_ids, flat_positions = input_ids.view(-1), position_ids.view(-1)
-    prompt_tokens = [torch.arange(s, s + len(p)) for s, p in zip(prompt_start, prompts)]
-    response_tokens = []
-    for tokens, prompt in zip(prompt_tokens, prompts):
-        flat_ids[tokens] = prompt
-        flat_positions[tokens] = torch.arange(len(prompt))
-    targets: list[tuple[torch.Tensor, torch.Tensor, int]] = []
-    for u, (start, response) in enumerate(zip(response_start, responses)):
-        g = seq_prompt[u]
-        p = len(prompts[g])
-        tokens = torch.arange(start, start + len(response))
-        flat_ids[tokens] = response
-        flat_positions[tokens] = torch.arange(p, p + len(response))
-        response_tokens.append(tokens)
-        # The sequence's tokens in order; token j is predicted by the hidden state at j - 1.
-        order = torch.cat([prompt_tokens[g], tokens])
-        first = max(p, 1) if mask_prompt else 1
-        if first < len(order):
-            targets.append((order[first - 1:-1], flat_ids[order[first:]], u))
+    # Every sequence's tokens in order (its prompt, then its response) as flat indices.
+    seq_lengths = seq_prompt_lengths + response_lengths
+    j = np.arange(int(seq_lengths.max()))
+    p = seq_prompt_lengths[:, None]
+    # A column of -1 after the prompts, read past each prompt's end (where j >= p anyway).
+    prompt_of_seq = np.pad(prompt_tokens[seq_prompt], ((0, 0), (0, 1)), constant_values=-1)
+    in_prompt = prompt_of_seq[:, np.minimum(j, prompt_tokens.shape[1])]
+    seq_tokens = np.where(j < p, in_prompt, response_start[:, None] + j - p)
+    seq_tokens = np.where(j < seq_lengths[:, None], seq_tokens, -1)
+    flat_positions = np.zeros(len(flat_ids), dtype=np.int64)
+    valid = seq_tokens >= 0
+    flat_positions[seq_tokens[valid]] = np.broadcast_to(j, seq_tokens.shape)[valid]
+    # Token j is predicted by the hidden state at j - 1; labels start after the prompt.
+    first = np.maximum(seq_prompt_lengths, 1) if mask_prompt else np.ones_like(seq_lengths)
+    labelled = (j >= first[:, None]) & (j < seq_lengths[:, None]) & (j >= 1)
+    predictors = np.roll(seq_tokens, 1, axis=1)
+    target_seq, target_j = np.nonzero(labelled)
+    target_tokens = seq_tokens[target_seq, target_j]
 
-    graph = Batch.from_data_list([
-        Data(edge_index=example.edge_index, y=example.node_labels, num_nodes=example.num_nodes)
-        for example in examples
-    ])
-    offsets = graph.ptr[:-1]
-    pairs = torch.cat([example.pairs + offset for example, offset in zip(examples, offsets)],
-                      dim=1)
-    empty = torch.zeros(0, dtype=torch.long)
+    input_ids = torch.from_numpy(flat_ids.reshape(shape))
+    num_nodes = torch.tensor([example.num_nodes for example in examples])
+    offsets = torch.cumsum(num_nodes, 0) - num_nodes
+    graph = Batch(
+        edge_index=torch.cat([example.edge_index + offset
+                              for example, offset in zip(examples, offsets.tolist())], dim=1),
+        y=torch.cat([example.node_labels for example in examples]),
+        batch=torch.repeat_interleave(torch.arange(len(examples)), num_nodes),
+        ptr=torch.cat([offsets, num_nodes.sum().view(1)]),
+    )
+    pairs = torch.cat([example.pairs + offset
+                       for example, offset in zip(examples, offsets.tolist())], dim=1)
     return GraphBatch(
-        input_ids=input_ids, position_ids=position_ids,
-        prompt_tokens=_padded(prompt_tokens), response_tokens=_padded(response_tokens),
-        seq_prompt=torch.tensor(seq_prompt, dtype=torch.long),
+        input_ids=input_ids, position_ids=torch.from_numpy(flat_positions.reshape(shape)),
+        prompt_tokens=torch.from_numpy(prompt_tokens),
+        response_tokens=torch.from_numpy(response_tokens),
+        seq_prompt=torch.from_numpy(seq_prompt),
         node_to_seq=torch.tensor(node_to_seq, dtype=torch.long),
-        target_index=torch.cat([t[0] for t in targets]) if targets else empty,
-        target_ids=torch.cat([t[1] for t in targets]) if targets else empty,
-        target_seq=torch.cat([torch.full((len(t[0]),), t[2], dtype=torch.long)
-                              for t in targets]) if targets else empty,
+        target_index=torch.from_numpy(predictors[target_seq, target_j]),
+        target_ids=torch.from_numpy(flat_ids[target_tokens]),
+        target_seq=torch.from_numpy(target_seq.astype(np.int64)),
         graph=graph, pairs=pairs,
         node_uids=torch.cat([example.node_uids for example in examples]),
         graph_ids=[example.graph_id for example in examples],
