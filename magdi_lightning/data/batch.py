@@ -191,17 +191,17 @@ def collate_graphs(examples: list[GraphExample], pad_token_id: int, mask_prompt:
     if packing:
         # Each prompt, then the responses that continue it, back to back in one row.
         order = np.argsort(seq_prompt, kind="stable")
+        counts = np.bincount(seq_prompt, minlength=len(prompts))
+        responses_before = np.cumsum(counts) - counts  # of prompts before each prompt
         pieces: list[np.ndarray] = []
-        for g, members in enumerate(np.split(order, np.cumsum(np.bincount(
-                seq_prompt, minlength=len(prompts)))[:-1])):
+        for g, members in enumerate(np.split(order, responses_before[1:])):
             pieces.append(prompts[g])
             pieces.extend(responses[u] for u in members)
         piece_lengths = np.array([len(p) for p in pieces], dtype=np.int64)
         piece_starts = np.concatenate([[0], np.cumsum(piece_lengths)[:-1]])
         # Piece k is prompt g at k = g + (responses of prompts before g), then its responses.
         is_prompt = np.zeros(len(pieces), dtype=bool)
-        is_prompt[np.arange(len(prompts)) + np.concatenate(
-            [[0], np.cumsum(np.bincount(seq_prompt, minlength=len(prompts)))[:-1]])] = True
+        is_prompt[np.arange(len(prompts)) + responses_before] = True
         prompt_start = piece_starts[is_prompt]
         response_start = np.empty(len(responses), dtype=np.int64)
         response_start[order] = piece_starts[~is_prompt]
@@ -245,15 +245,16 @@ def collate_graphs(examples: list[GraphExample], pad_token_id: int, mask_prompt:
     input_ids = torch.from_numpy(flat_ids.reshape(shape))
     num_nodes = torch.tensor([example.num_nodes for example in examples])
     offsets = torch.cumsum(num_nodes, 0) - num_nodes
+    node_offsets = offsets.tolist()
     graph = Batch(
         edge_index=torch.cat([example.edge_index + offset
-                              for example, offset in zip(examples, offsets.tolist())], dim=1),
+                              for example, offset in zip(examples, node_offsets)], dim=1),
         y=torch.cat([example.node_labels for example in examples]),
         batch=torch.repeat_interleave(torch.arange(len(examples)), num_nodes),
         ptr=torch.cat([offsets, num_nodes.sum().view(1)]),
     )
     pairs = torch.cat([example.pairs + offset
-                       for example, offset in zip(examples, offsets.tolist())], dim=1)
+                       for example, offset in zip(examples, node_offsets)], dim=1)
     return GraphBatch(
         input_ids=input_ids, position_ids=torch.from_numpy(flat_positions.reshape(shape)),
         prompt_tokens=torch.from_numpy(prompt_tokens),
