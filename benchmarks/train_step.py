@@ -44,7 +44,7 @@ DATA = {
 #: the reference code's batching (which needs one node per row).
 MODES = {"packed": ["method=magdi"],
          "unpacked": ["method=magdi", "data.packing=false"],
-         "reference": ["method=magdi_reference", "data.packing=false"]}
+         "reference": ["method=magdi_reference"]}
 #: With ``--compile``: the packed pass with the student's blocks compiled.
 COMPILED = {"packed_compiled": ["method=magdi", "compile.enabled=true"]}
 #: Student shapes (random weights over the shipped tokenizer: throughput depends on shapes,
@@ -72,11 +72,28 @@ def _peak_bytes() -> int:
 
 
 @dataclass
+class Batch:
+    """One training batch as the mode collates it, and the graph nodes and node tokens
+    (each node's prompt plus response) it trains on, the same in every mode."""
+
+    data: Any
+    nodes: int
+    tokens: int
+
+    @property
+    def row_tokens(self) -> int:
+        """Token slots of the batch's rows, padding included."""
+        if hasattr(self.data, "positive_ids"):
+            return int(self.data.positive_ids.numel() + self.data.negative_ids.numel())
+        return int(self.data.input_ids.numel())
+
+
+@dataclass
 class Setup:
     """One mode ready to train: ``step(batch)`` runs a full optimizer step on ``batches``."""
 
-    step: Callable[[Any], float]
-    batches: list[Any]
+    step: Callable[[Batch], float]
+    batches: list[Batch]
     graphs_per_batch: int
     precompute_s: float
     device: Any
@@ -93,6 +110,7 @@ def prepare(overrides: list[str], num_batches: int) -> Setup:
 
     from magdi_lightning import CONFIG_DIR
     from magdi_lightning.cli.train import compile_student, student_recipe
+    from magdi_lightning.data.pair_rows import collate_pair_rows, pair_rows
 
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[*overrides, "paths.output_dir=outputs/bench"],
@@ -101,25 +119,37 @@ def prepare(overrides: list[str], num_batches: int) -> Setup:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     student = instantiate(cfg.student)
     compile_student(student, cfg.compile)
-    data = instantiate(cfg.data, tokenizer=student.tokenizer)
+    reference = cfg.method.mode == "reference"
+    # Graph examples in every mode; the reference mode makes its pair rows per batch below.
+    data = instantiate(cfg.data, tokenizer=student.tokenizer, batch_unit="graphs")
     data.setup("fit")
     module = instantiate(cfg.method, student=student, student_config=student_recipe(cfg),
                          _convert_="all").to(device)
-    # As many epochs as it takes: the real debate files hold 16 training graphs, 4 batches.
-    loader = data.loader("train", shuffle=True, batch_size=data.batch_size)
-    batches = list(itertools.islice(itertools.chain.from_iterable(
-        loader for _ in range(num_batches)), num_batches))
+    # The same graph batches in every mode (graph examples, seeded order), as many epochs
+    # as it takes: the real debate files hold 16 training graphs, 4 batches. The reference
+    # mode trains each batch's graphs as the reference's pair rows (each row its own graph).
+    order = torch.utils.data.DataLoader(data.examples["train"], batch_size=data.batch_size,
+                                        shuffle=True, collate_fn=list,
+                                        generator=torch.Generator().manual_seed(0))
+    graph_batches = list(itertools.islice(itertools.chain.from_iterable(
+        order for _ in range(num_batches)), num_batches))
+    padding_negative = data.padding_negative()
+    batches = [Batch(
+        collate_pair_rows(pair_rows(graphs, padding_negative, "own"),
+                          data.tokenizer.pad_token_id, data.mask_prompt)
+        if reference else data.collate(graphs),
+        nodes=sum(len(g.input_ids) for g in graphs),
+        tokens=sum(len(ids) for g in graphs for ids in g.input_ids)) for graphs in graph_batches]
     precompute = 0.0
-    if module.mode == "reference":
+    if reference:
         started = time.perf_counter()
-        module.precompute_node_features(batch for split in ("train", "val", "test")
-                                        for batch in data.loader(split))
+        module.precompute_node_features(data.node_sequences(), data.tokenizer.pad_token_id)
         precompute = time.perf_counter() - started
     optimizer = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-4)
     module.train()
 
     def step(batch: Any) -> float:
-        batch = module.transfer_batch_to_device(batch, device, 0)
+        batch = module.transfer_batch_to_device(batch.data, device, 0)
         loss = module.compute_losses(batch)["loss"]
         loss.backward()
         optimizer.step()
@@ -147,9 +177,8 @@ def measure(overrides: list[str], steps: int, warmup: int) -> dict[str, Any]:
     started = time.perf_counter()
     for batch in batches[warmup:]:
         step(batch)
-        nodes += int(batch.node_to_seq.numel())
-        tokens += int(batch.seq_lengths[batch.node_to_seq].sum())
-        row_tokens += int(batch.input_ids.numel())
+        nodes, tokens, row_tokens = (nodes + batch.nodes, tokens + batch.tokens,
+                                     row_tokens + batch.row_tokens)
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started

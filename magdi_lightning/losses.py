@@ -49,10 +49,15 @@ def mean_over_graphs(per_graph: torch.Tensor) -> torch.Tensor:
 
 
 def position_weighted_mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Sequence embeddings ``[batch, hidden]``: token states weighted by their position.
+    """Sequence embeddings ``[batch, hidden]``: token states weighted by their column.
 
-    Later tokens of a causal LM have read more of the text, so token ``i`` (1-based)
-    gets weight ``i`` (as in SGPT and the MAGDi reference); padding gets weight 0.
+    Later tokens of a causal LM have read more of the text, so the token in column ``i``
+    (1-based) gets weight ``i`` (SGPT's weighted mean pooling); padding gets weight 0.
+    On a left-padded batch this is the MAGDi reference's pooling (``model.py``,
+    ``get_node_emb.py``), whose weights therefore depend on how much padding a row has;
+    :func:`sequence_weighted_mean_pool`, which the end-to-end mode uses, weights a token by
+    its position in its own sequence instead, so a node's embedding does not depend on
+    the batch it is in.
     """
     positions = torch.arange(1, hidden.shape[1] + 1, device=hidden.device, dtype=hidden.dtype)
     weights = attention_mask.to(hidden.dtype) * positions

@@ -9,10 +9,13 @@ a batch and derives everything from that one pass:
   same graph, scored from position-weighted mean-pooled node embeddings;
 - NC: node-correctness classification by the graph encoder over the same embeddings.
 
-Gradients of all three reach the student. ``mode="reference"`` reproduces the MAGDi
-reference code's batching for comparison: frozen node features computed once before
-training (NC never reaches the student), positives and negatives replicated to equal
-counts per graph and run through the student in two full forwards.
+Gradients of all three reach the student. ``mode="reference"`` (``method=
+magdi_reference``) computes the MAGDi reference code's losses on its batches for
+comparison: (positive, negative) pair rows (:mod:`magdi_lightning.data.pair_rows`) run
+through the student in two full forwards, NT over every labelled token of the positives,
+MR over the rows, NC from node features frozen before training (so NC never reaches the
+student). ``tests/test_reference_losses.py`` checks each against values derived by hand
+from the reference's definitions.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from magdi_lightning.data.batch import CORRECT, INCORRECT, GraphBatch
+from magdi_lightning.data.batch import CORRECT, GraphBatch
+from magdi_lightning.data.pair_rows import PairRowBatch, left_pad
 from magdi_lightning.losses import (
     IGNORE_INDEX,
     margin_ranking_loss,
@@ -42,6 +46,11 @@ from magdi_lightning.student_module import StudentModule
 __all__ = ["DistillationModule"]
 
 MODES = ("end_to_end", "reference")
+#: The reference drops rows whose negative has at most this many tokens from MR (its
+#: "NA" padding negative), unless every row of the batch has such a negative.
+REFERENCE_PADDING_NEGATIVE_TOKENS = 5
+#: Nodes per forward when the reference precomputes its frozen node features.
+REFERENCE_FEATURE_BATCH = 50
 
 log = logging.getLogger(__name__)
 
@@ -156,74 +165,81 @@ class DistillationModule(StudentModule):
         return per_graph, accuracy
 
     # ------------------------------------------------------- reference mode
-    def _reference_losses(self, batch: GraphBatch) -> dict[str, torch.Tensor]:
-        """The MAGDi reference's computation, kept for side-by-side comparison."""
-        if batch.packed:
-            raise ValueError("reference mode runs one sequence per row; set "
-                             "data.packing=false")
-        positive_rows, negative_rows = _replicated_pairs(batch)
-        attention_mask = batch.attention_mask
-        out: dict[str, torch.Tensor] = {}
-        terms = []
-        if positive_rows.numel():
-            positive = self.student(batch.input_ids[positive_rows],
-                                    attention_mask[positive_rows],
-                                    labels=batch.labels[positive_rows])
-            out["nt"] = positive.loss
-            terms.append(self.weights["nt"] * positive.loss)
-        if self.scorer is not None and negative_rows.numel():
-            paired = positive_rows[: negative_rows.numel()]
-            negative = self.student(batch.input_ids[negative_rows],
-                                    attention_mask[negative_rows])
-            pos_emb = position_weighted_mean_pool(positive.hidden_states[-1][: paired.numel()],
-                                                  attention_mask[paired])
+    def _reference_losses(self, batch: PairRowBatch) -> dict[str, torch.Tensor]:
+        """The MAGDi reference code's losses (dinobby/MAGDi ``model.py``, ``MAGDi.forward``)
+        on its pair rows.
+
+        NT: the Hugging Face causal-LM loss of the positives (mean over every labelled
+        token of the batch; the whole sequence unless ``data.mask_prompt``). MR: the
+        mean hinge ``max(0, margin - (s+ - s-))`` over the rows, scores from
+        :func:`position_weighted_mean_pool` of the left-padded rows (a token's weight is
+        its column, so padding shifts it, as in the reference), rows whose negative has at
+        most 5 tokens (the "NA" padding negative) left out unless no row has more. NC:
+        cross-entropy over every labelled node of the rows' graphs, from node features
+        frozen before training.
+        """
+        if not isinstance(batch, PairRowBatch):
+            raise ValueError("mode=reference trains on the reference's pair rows; set "
+                             "data.batch_unit=pair_rows (method=magdi_reference does)")
+        positive = self.student(batch.positive_ids, batch.positive_mask,
+                                labels=batch.positive_labels)
+        out: dict[str, torch.Tensor] = {"nt": positive.loss}
+        if self.scorer is not None:
+            negative = self.student(batch.negative_ids, batch.negative_mask)
+            pos_emb = position_weighted_mean_pool(positive.hidden_states[-1],
+                                                  batch.positive_mask)
             neg_emb = position_weighted_mean_pool(negative.hidden_states[-1],
-                                                  attention_mask[negative_rows])
-            pos_score, neg_score = self.scorer(pos_emb), self.scorer(neg_emb)
+                                                  batch.negative_mask)
+            real = batch.negative_mask.sum(dim=1) > REFERENCE_PADDING_NEGATIVE_TOKENS
+            if real.any():
+                pos_emb, neg_emb = pos_emb[real], neg_emb[real]
+            pos_score = self.scorer(pos_emb).squeeze(-1)
+            neg_score = self.scorer(neg_emb).squeeze(-1)
             out["mr"] = margin_ranking_loss(pos_score, neg_score, self.margin).mean()
             out["mr_acc"] = (pos_score > neg_score).float().mean()
-            terms.append(self.weights["mr"] * out["mr"])
         if self.graph_encoder is not None:
             features = self._frozen_features_for(batch)
-            per_graph, out["nc_acc"] = self._node_classification(batch, features)
-            out["nc"] = mean_over_graphs(per_graph)
-            terms.append(self.weights["nc"] * out["nc"])
-        out["loss"] = sum(terms) if terms else batch.input_ids.new_zeros((), dtype=torch.float)
+            logits = self.graph_encoder(features, batch.graph.edge_index)
+            labelled = batch.node_labels != IGNORE_INDEX
+            out["nc"] = node_classification_loss(logits, batch.node_labels)[labelled].mean()
+            out["nc_acc"] = (logits.argmax(-1) == batch.node_labels)[labelled].float().mean()
+        out["loss"] = sum(self.weights[name] * out[name] for name in ("nt", "mr", "nc")
+                          if name in out)
         return out
 
-    def _frozen_features_for(self, batch: GraphBatch) -> torch.Tensor:
+    def _frozen_features_for(self, batch: PairRowBatch) -> torch.Tensor:
         if self.frozen_features is None:
             raise RuntimeError("reference mode needs frozen node features; they are computed "
                                "in on_fit_start from the datamodule")
         return self.frozen_features[batch.node_uids.cpu()].to(self.device)
 
     @torch.no_grad()
-    def precompute_node_features(self, batches: list[GraphBatch] | Any) -> None:
-        """Pooled embeddings of every node by the current (initial) student, frozen."""
+    def precompute_node_features(self, sequences: list[torch.Tensor],
+                                 pad_token_id: int) -> None:
+        """Every node's pooled embedding by the current (initial) student, frozen, as the
+        reference's ``get_node_emb.py`` makes them: the node sequences in dataset order,
+        in left-padded batches of 50, pooled with column weights."""
         was_training = self.student.training
         self.student.eval()
-        chunks: dict[int, torch.Tensor] = {}
-        for batch in batches:
-            batch = self.transfer_batch_to_device(batch, self.device, 0)
-            pooled = _pooled(self._hidden_states(batch), batch)
-            pooled = pooled[batch.node_to_seq]
-            for uid, feature in zip(batch.node_uids.tolist(), pooled.float().cpu()):
-                chunks[uid] = feature
+        chunks = []
+        for start in range(0, len(sequences), REFERENCE_FEATURE_BATCH):
+            ids, mask = left_pad(sequences[start:start + REFERENCE_FEATURE_BATCH],
+                                 pad_token_id)
+            ids, mask = ids.to(self.device), mask.to(self.device)
+            hidden = self.student(ids, mask).hidden_states[-1]
+            chunks.append(position_weighted_mean_pool(hidden, mask).float().cpu())
         self.student.train(was_training)
-        features = torch.zeros(max(chunks) + 1, self.student.hidden_size)
-        for uid, feature in chunks.items():
-            features[uid] = feature
-        self.frozen_features = features
+        self.frozen_features = torch.cat(chunks)
 
     def on_fit_start(self) -> None:
         datamodule = self.trainer.datamodule
-        if self.mode == "reference" and getattr(datamodule, "packing", False):
-            log.info("reference mode: graph batches unpacked (data.packing=false)")
-            datamodule.packing = False
+        if self.mode == "reference" and getattr(datamodule, "batch_unit", None) != "pair_rows":
+            raise ValueError("mode=reference trains on the reference's pair rows; set "
+                             "data.batch_unit=pair_rows (method=magdi_reference does)")
         if self.mode == "reference" and self.graph_encoder is not None \
                 and self.frozen_features is None:
-            self.precompute_node_features(batch for split in ("train", "val", "test")
-                                          for batch in datamodule.loader(split))
+            self.precompute_node_features(datamodule.node_sequences(),
+                                          datamodule.tokenizer.pad_token_id)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.frozen_features is not None:
@@ -249,24 +265,3 @@ def _pooled(hidden: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
     """Position-weighted mean embedding ``[U, hidden]`` of every sequence of the batch."""
     return sequence_weighted_mean_pool(hidden, batch.position_ids, batch.prompt_tokens,
                                        batch.response_tokens, batch.seq_prompt)
-
-
-def _replicated_pairs(batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per graph, positive and negative rows with the smaller side repeated, as the
-    reference does: pairs are ``(positive[i], negative[i])``; graphs without negatives
-    contribute their positives alone, after all paired ones."""
-    labels, graph = batch.node_labels.cpu(), batch.node_graph.cpu()
-    rows = batch.node_to_seq.cpu()
-    paired_pos, paired_neg, unpaired = [], [], []
-    for g in range(batch.num_graphs):
-        pos = rows[(graph == g) & (labels == CORRECT)].tolist()
-        neg = rows[(graph == g) & (labels == INCORRECT)].tolist()
-        if pos and neg:
-            n = max(len(pos), len(neg))
-            paired_pos += (pos * n)[:n]
-            paired_neg += (neg * n)[:n]
-        else:
-            unpaired += pos
-    device = batch.input_ids.device
-    return (torch.tensor(paired_pos + unpaired, dtype=torch.long, device=device),
-            torch.tensor(paired_neg, dtype=torch.long, device=device))

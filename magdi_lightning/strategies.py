@@ -9,8 +9,10 @@ training data and the evaluator all agree on them.
 from __future__ import annotations
 
 import re
+import string
 
-__all__ = ["PROGRAM", "STRATEGIES", "split_strategy", "tag"]
+__all__ = ["LEAST_TO_MOST", "PROGRAM", "STRATEGIES", "is_least_to_most", "split_strategy",
+           "tag"]
 
 #: Tag name -> what it stands for.
 STRATEGIES: dict[str, str] = {
@@ -20,9 +22,12 @@ STRATEGIES: dict[str, str] = {
 }
 #: The strategy whose solution is a program, run in the sandbox to get its answer.
 PROGRAM = "pot"
+#: The strategy whose solutions must show their sub-questions (:func:`is_least_to_most`).
+LEAST_TO_MOST = "l2m"
 
 _LEADING_TAG = re.compile(r"\s*\[(" + "|".join(STRATEGIES) + r")\]\s*")
 _CODE_FENCE = re.compile(r"^```(?:python|py)?\s*\n(.*?)(?:\n```.*)?$", re.DOTALL)
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 
 def tag(strategy: str) -> str:
@@ -46,3 +51,15 @@ def split_strategy(text: str) -> tuple[str | None, str]:
         fenced = _CODE_FENCE.match(body.strip())
         body = fenced.group(1) if fenced else body
     return strategy, body
+
+
+def is_least_to_most(solution: str) -> bool:
+    """Whether a least-to-most solution decomposes the problem: lower-cased and with ASCII
+    punctuation removed, it contains ``subquestion`` ("Sub-question 1:", "SUBQUESTION").
+
+    SIKeD's reference keeps a sampled ``[l2m]`` solution only if it passes this test, so a
+    student that writes a chain of thought under the least-to-most tag does not learn that
+    as least-to-most (shivam0109/SIKeD, create-data-from-individual-strategies.py,
+    ``check_l2m_validity``).
+    """
+    return "subquestion" in solution.lower().translate(_PUNCTUATION)

@@ -3,9 +3,11 @@
 TinyLLM's objective is ``gamma * L_answer + sum_t alpha_t * L_rationale_t``: the answer
 task plus one rationale task per teacher, each marked by its instruction prefix. SIKeD
 fine-tunes on strategy-tagged solutions, a single task. Both are this module with
-different task weights. Each task's loss is the mean over its pairs in the batch of the
-pair's mean token cross-entropy (so a long rationale does not outweigh a short answer),
-and tasks absent from a batch contribute nothing. Causal students compute vocabulary
+different task weights. Each task's loss is by default the mean over its pairs in the
+batch of the pair's mean token cross-entropy (so a long rationale does not outweigh a short
+answer); ``task_loss="token_mean"`` takes the mean over all of the task's target tokens in
+the batch instead, as TinyLLM's code does (one Hugging Face seq2seq loss per task over its
+padded batch). Tasks absent from a batch contribute nothing. Causal students compute vocabulary
 logits only at target tokens; encoder-decoder students (T5) train the same way.
 """
 
@@ -19,27 +21,35 @@ from magdi_lightning.data.task_datamodule import TaskBatch
 from magdi_lightning.models.student import Student
 from magdi_lightning.student_module import StudentModule
 
-__all__ = ["TaskDistillationModule"]
+__all__ = ["TASK_LOSSES", "TaskDistillationModule"]
+
+#: How a task's loss averages over its pairs' target tokens.
+TASK_LOSSES = ("pair_mean", "token_mean")
 
 
 class TaskDistillationModule(StudentModule):
     """Weighted sum of per-task losses.
 
     ``task_weights`` maps task names (``answer``, ``rationale/<teacher>``, ``solve``) to
-    weights; a task not named gets ``default_weight``. ``optimizer``, ``scheduler`` and
+    weights; a task not named gets ``default_weight``. ``task_loss`` is ``pair_mean`` or
+    ``token_mean`` (see the module docstring). ``optimizer``, ``scheduler`` and
     ``student_config`` are as in :class:`~magdi_lightning.student_module.StudentModule`.
     """
 
     def __init__(self, student: Student, task_weights: dict[str, float] | None = None,
                  default_weight: float = 1.0, optimizer: dict[str, Any] | None = None,
                  scheduler: dict[str, Any] | None = None,
-                 student_config: dict[str, Any] | None = None) -> None:
+                 student_config: dict[str, Any] | None = None,
+                 task_loss: str = "pair_mean") -> None:
         super().__init__(student, optimizer, scheduler)
         self.save_hyperparameters(ignore=["student"])
         self.task_weights = dict(task_weights or {})
         self.default_weight = default_weight
         if any(w < 0 for w in [*self.task_weights.values(), default_weight]):
             raise ValueError("task weights must be >= 0")
+        if task_loss not in TASK_LOSSES:
+            raise ValueError(f"task_loss must be one of {TASK_LOSSES}, got {task_loss!r}")
+        self.task_loss = task_loss
 
     def weight(self, task: str) -> float:
         return self.task_weights.get(task, self.default_weight)
@@ -55,7 +65,8 @@ class TaskDistillationModule(StudentModule):
         for index, name in enumerate(batch.task_names):
             rows = (batch.task_index == index) & has_target
             if rows.any():
-                out[name] = per_pair[rows].mean()
+                out[name] = (total[rows].sum() / count[rows].sum()
+                             if self.task_loss == "token_mean" else per_pair[rows].mean())
                 loss = loss + self.weight(name) * out[name]
         out["loss"] = loss
         return out

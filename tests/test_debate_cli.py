@@ -184,8 +184,9 @@ def test_tiny_local_transformers_teachers_end_to_end(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("choice", [
-    "protocol=reconcile "
-    "protocol.convincing_samples=${paths.shared_data}/reconcile/convincing/GSM8k",
+    "protocol=reconcile protocol.convincing_samples={"
+    "analyst:${paths.shared_data}/reconcile/convincing/GSM8k/claude.json,"
+    "skeptic:${paths.shared_data}/reconcile/convincing/GSM8k/chatgpt.json,teacher:null}",
     "protocol=du", "protocol=tinyllm", "protocol=siked questions=strategyqa",
     "teachers=openai questions=ecqa", "teachers=tiny_local teachers.model=M questions=toy",
 ])

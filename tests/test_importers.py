@@ -237,16 +237,18 @@ def test_du_ids_are_stable_and_distinct(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("log", "field", "reason"), [
     ([1, 2], None, "must be a JSON object"),
-    ({"Q?": [[_chat("x")]]}, None, "two-item list"),
-    ({"Q?": [[_chat("x")], {"gold": 1}]}, "gold_answer", "string, number or boolean"),
+    ({"Q?": [[_chat("x")], "1", "extra"]}, None, "two-item list"),
+    ({"Q?": [[_chat("x")], {"gold": 1}]}, "gold_answer", "string, number, boolean or null"),
     ({"Q?": ["not a list of chats", "1"]}, "agent_contexts", "one chat history per agent"),
     ({"Q?": [["chat"], "1"]}, "agent_contexts[0]", "list of chat messages"),
     ({"Q?": [[["msg"]], "1"]}, "agent_contexts[0][0]", "object with 'role'"),
-    ({"Q?": [[[{"role": "user"}]], "1"]}, "agent_contexts[0][0].content", "must be a string"),
+    ({"Q?": [[[{"role": "user"}]], "1"]}, "agent_contexts[0][0].content", "missing"),
+    ({"Q?": [[[{"role": "user", "content": 7}]], "1"]}, "agent_contexts[0][0].content",
+     "must be a string, a list of content parts"),
     ({"Q?": [[[{"role": "bot", "content": "hi"}]], "1"]}, "agent_contexts[0][0].role",
      "expected role 'user'"),
-    ({"Q?": [[[*_chat("a"), {"role": "assistant", "content": "again"}]], "1"]},
-     "agent_contexts[0][2].role", "expected role 'user'"),
+    ({"Q?": [[[*_chat("a")[:1], {"role": "user", "content": "again"}]], "1"]},
+     "agent_contexts[0][1].role", "expected role 'assistant'"),
     ({"Q?": [[[{"role": "user", "content": "q"}, {"role": "system", "content": "late"}]], "1"]},
      "agent_contexts[0][1].role", "expected role 'assistant'"),
     ({"Q?": [[], "1"]}, "nodes", "at least one node"),
@@ -418,7 +420,7 @@ def test_stated_choice(text: str, expected: str | None) -> None:
     (lambda r, x: (r, {"0": x}), "must be a JSON list of strings"),
     (lambda r, x: ([{**r[0], "answer": "gold"}, r[1]], x), "is not one of the choices"),
     (lambda r, x: ([{**r[0], "choices": ["only"]}, r[1]], x), "list of 2 to 10 strings"),
-    (lambda r, x: ([{**r[0], "id": 1}, r[1]], x), "must be a non-empty string"),
+    (lambda r, x: ([{**r[0], "id": 1.5}, r[1]], x), "must be a non-empty string"),  # PIQA: 0
     (lambda r, x: ([r[0], {**r[1], "id": "q1"}], x), "duplicate graph id"),
 ])
 def test_tinyllm_mismatches_are_clear_errors(tmp_path: Path, mutate: Any, reason: str) -> None:

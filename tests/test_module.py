@@ -6,9 +6,10 @@ import math
 
 import pytest
 import torch
-from factories import batch_of, hand_graphs, tiny_module, tiny_student
+from factories import batch_of, examples, hand_graphs, tiny_module, tiny_student
 
 from magdi_lightning.data.batch import CORRECT, INCORRECT
+from magdi_lightning.data.pair_rows import collate_pair_rows, pair_rows
 
 
 def _student_grad_norm(module, loss: torch.Tensor) -> float:
@@ -38,12 +39,18 @@ def test_graph_losses_reach_the_student_end_to_end(name: str) -> None:
     assert _student_grad_norm(module, losses[name]) > 0
 
 
+def _reference_batch(module):
+    """The reference's pair rows of the hand graphs, with the module's frozen features."""
+    items = examples(module.student, hand_graphs())
+    pad = module.student.tokenizer.pad_token_id
+    module.precompute_node_features([ids for item in items for ids in item.input_ids], pad)
+    return collate_pair_rows(pair_rows(items, torch.tensor([1, 9, 2])), pad)
+
+
 def test_reference_mode_keeps_node_classification_off_the_student() -> None:
     torch.manual_seed(0)
     module = tiny_module(mode="reference")
-    batch = batch_of(module.student, hand_graphs())
-    module.precompute_node_features([batch])
-    losses = module.compute_losses(batch)
+    losses = module.compute_losses(_reference_batch(module))
     assert _student_grad_norm(module, losses["nc"]) == 0
     module.zero_grad()
     losses["nc"].backward(retain_graph=True)
@@ -62,14 +69,12 @@ def test_each_unique_node_goes_through_the_student_once() -> None:
     assert _rows_per_student_pass(module, batch) == [len(texts)]
 
 
-def test_reference_mode_runs_two_forwards_over_replicated_pairs() -> None:
+def test_reference_mode_runs_two_forwards_over_the_pair_rows() -> None:
     module = tiny_module(mode="reference")
-    batch = batch_of(module.student, hand_graphs())
-    module.precompute_node_features([batch])
-    rows = _rows_per_student_pass(module, batch)
-    # g0: 3 correct vs 1 incorrect -> 3 pairs; g2: 3 vs 2 -> 3 pairs; g1 has no negatives
-    # and adds its 3 positives unpaired.
-    assert rows == [3 + 3 + 3, 3 + 3]
+    rows = _rows_per_student_pass(module, _reference_batch(module))
+    # g0: 3 correct vs 1 incorrect -> 3 rows; g1 has no negatives -> its 3 positives
+    # against "NA"; g2: 3 vs 2 -> 3 rows. Positives, then negatives, one forward each.
+    assert rows == [3 + 3 + 3, 3 + 3 + 3]
 
 
 def test_a_graphs_losses_are_the_same_alone_or_batched() -> None:

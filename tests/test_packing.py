@@ -125,15 +125,6 @@ def test_packing_refuses_attention_it_cannot_reproduce() -> None:
         module.compute_losses(batch)
 
 
-def test_reference_mode_refuses_a_packed_batch() -> None:
-    module = tiny_module(mode="reference")
-    student = module.student
-    batch = collate_graphs(examples(student, hand_graphs()), student.tokenizer.pad_token_id,
-                           packing=True)
-    with pytest.raises(ValueError, match=r"data\.packing=false"):
-        module.compute_losses(batch)
-
-
 def test_packed_layout_lists_every_correct_token_once_per_sequence() -> None:
     student = tiny_student()
     items = examples(student, hand_graphs())

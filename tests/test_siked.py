@@ -7,7 +7,7 @@ from factories import C, W
 
 from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.graph import Node, ReasoningGraph
-from magdi_lightning.siked import mix, student_graphs
+from magdi_lightning.siked import mix, student_graphs, teacher_data
 
 QUESTIONS = [BenchmarkExample(id=f"q{i}", question=f"Ann has {i} pens. She buys 2 more. How "
                               "many pens does Ann have now?", gold=str(i + 2), task="numeric")
@@ -25,7 +25,7 @@ def teacher_graph(question: BenchmarkExample) -> ReasoningGraph:
                           gold_answer=question.gold, task="numeric", nodes=nodes)
 
 
-TEACHER = [teacher_graph(q) for q in QUESTIONS]
+TEACHER = teacher_data([teacher_graph(q) for q in QUESTIONS], ["cot", "l2m", "pot"])
 
 
 def test_student_graphs_keep_the_first_correct_sample_per_strategy() -> None:
@@ -47,23 +47,31 @@ def test_student_graphs_keep_the_first_correct_sample_per_strategy() -> None:
     assert graphs["q2"].nodes[0].model == "student-iteration-2"
 
 
-def test_adaptive_mixing_adds_teacher_data_only_where_the_student_failed() -> None:
+def test_the_teacher_data_is_its_correct_solutions() -> None:
+    assert [[n.strategy for n in g.nodes] for g in TEACHER] == [["cot", "pot"]] * 3
+
+
+def test_adaptive_mixing_adds_teacher_data_where_the_student_failed_with_that_strategy(
+        ) -> None:
     student = student_graphs(QUESTIONS, {"q0": ["[cot] The answer is 2."],
                                          "q2": ["[pot] ans = 4", "[cot] The answer is 4."]}, 1)
-    mixture = mix(TEACHER, student, "adaptive")
-    assert mixture.teacher_questions == ["q1"]
-    # student: q0 cot, q2 pot + cot = 3 pairs; teacher: q1's two correct solutions
-    assert (mixture.student_examples, mixture.teacher_examples) == (3, 2)
-    assert mixture.alpha == pytest.approx(2 / 5)
+    mixture = mix(QUESTIONS, TEACHER, student, "adaptive")
+    # q0: the student's cot + the teacher's pot; q1: the teacher's cot and pot; q2: the
+    # student's pot and cot, nothing of the teacher's
+    assert mixture.teacher_questions == ["q0", "q1"]
+    assert (mixture.student_examples, mixture.teacher_examples) == (3, 3)
+    assert mixture.alpha == pytest.approx(3 / 6)
     assert mixture.student_correct_share == pytest.approx(2 / 3)
     by_id = {g.id: g for g in mixture.graphs}
-    assert {n.agent for n in by_id["q0"].nodes} == {"student"}
+    assert [(n.agent, n.strategy) for n in by_id["q0"].nodes] == [("student", "cot"),
+                                                                  ("teacher", "pot")]
     assert {n.agent for n in by_id["q1"].nodes} == {"teacher"}
+    assert {n.agent for n in by_id["q2"].nodes} == {"student"}
 
 
 def test_all_mixing_keeps_every_teacher_solution() -> None:
     student = student_graphs(QUESTIONS, {"q0": ["[cot] The answer is 2."]}, 1)
-    mixture = mix(TEACHER, student, "all")
+    mixture = mix(QUESTIONS, TEACHER, student, "all")
     assert mixture.teacher_questions == ["q0", "q1", "q2"]
     assert (mixture.student_examples, mixture.teacher_examples) == (1, 6)
     assert mixture.alpha == pytest.approx(6 / 7)
@@ -73,10 +81,13 @@ def test_alpha_falls_as_the_student_solves_more() -> None:
     alphas = []
     for solved in range(4):
         samples = {q.id: [f"[cot] The answer is {q.gold}."] for q in QUESTIONS[:solved]}
-        alphas.append(mix(TEACHER, student_graphs(QUESTIONS, samples, 1)).alpha)
-    assert alphas == sorted(alphas, reverse=True) and alphas[0] == 1.0 and alphas[-1] == 0.0
+        alphas.append(mix(QUESTIONS, TEACHER, student_graphs(QUESTIONS, samples, 1)).alpha)
+    # each solved question trades the teacher's cot for the student's; its pot stays
+    assert alphas == pytest.approx([6 / 6, 5 / 6, 4 / 6, 3 / 6])
 
 
-def test_an_unknown_mixing_mode_is_refused() -> None:
+def test_an_unknown_mixing_mode_or_selection_is_refused() -> None:
     with pytest.raises(ValueError, match="adaptive"):
-        mix(TEACHER, {}, "half")
+        mix(QUESTIONS, TEACHER, {}, "half")
+    with pytest.raises(ValueError, match="pot-biased"):
+        mix(QUESTIONS, TEACHER, {}, "adaptive", "biased")

@@ -30,8 +30,8 @@ def test_tinyllm_tasks_one_answer_and_one_rationale_per_correct_teacher() -> Non
     tasks = TinyLLMTasks().tasks(graph)
     assert [(t.task, t.prefix, t.target) for t in tasks] == [
         ("answer", "predict: ", "5"),
-        ("rationale/a", "explain: ", "3 + 2 = 5. The answer is 5."),
-        ("rationale/c", "explain: ", "Ann ends with 5. The answer is 5.")]
+        ("rationale/a", "explain (a): ", "3 + 2 = 5. The answer is 5."),
+        ("rationale/c", "explain (c): ", "Ann ends with 5. The answer is 5.")]
     everything = TinyLLMTasks(rationale_prefix="explain like {teacher}: ",
                               correct_only=False).tasks(graph)
     assert [t.prefix for t in everything][1:] == [f"explain like {n}: " for n in "abcd"]

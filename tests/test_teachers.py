@@ -164,11 +164,12 @@ def test_recalibrated_vote_weights() -> None:
 
 
 def test_convincing_samples_load_as_in_context_examples(shared_data: Path) -> None:
-    samples = load_convincing_samples(shared_data / "reconcile" / "convincing" / "GSM8k")
-    assert set(samples) == {"bard", "chatgpt", "claude"}
-    assert all(len(group) == 4 for group in samples.values())
-    first = samples["claude"][0]
-    assert first.startswith("Q: ") and json.loads(first.split("\n", 1)[1])["confidence"] == 1.0
+    folder = shared_data / "reconcile" / "convincing" / "GSM8k"
+    for name in ("bard", "chatgpt", "claude"):
+        samples = load_convincing_samples(folder / f"{name}.json")
+        assert len(samples) == 4
+        question, reply = samples[0].split("\nA:", 1)
+        assert question.startswith("Q: ") and set(json.loads(reply)) == {"reasoning", "answer"}
 
 
 def test_du_debate_builds_rounds_with_full_edges() -> None:

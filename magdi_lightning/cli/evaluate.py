@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from magdi_lightning import CONFIG_DIR
 from magdi_lightning.data.tokenization import PromptFormatter
 from magdi_lightning.evaluation.benchmarks import load_benchmark
-from magdi_lightning.evaluation.generation import Prediction, evaluate
+from magdi_lightning.evaluation.generation import Prediction, evaluate, sampling_settings
 from magdi_lightning.evaluation.metrics import Accuracy, accuracy
 from magdi_lightning.evaluation.reports import (
     log_to_wandb,
@@ -94,7 +94,7 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
         examples = load_benchmark(benchmark.name, limit=cfg.limit, **loader)
         answered = evaluate(student, formatter, examples, cfg.generation.batch_size,
                             cfg.generation.max_new_tokens, cfg.self_consistency.k,
-                            cfg.self_consistency.temperature)
+                            cfg.self_consistency.temperature, sampling_settings(cfg.generation))
         metrics["benchmarks"][key] = benchmark_metrics(answered, cfg.self_consistency.k)
         results[key] = accuracy([p.correct for p in answered])
         predictions.extend((key, p) for p in answered)

@@ -4,8 +4,11 @@
 [--gold-field gold] [--choices-field choices] -o SCORED.jsonl`` writes every record with
 ``extracted`` and ``correct`` added (and ``sandbox_error`` for programs that failed) and
 prints the accuracy with its 95% confidence interval. With ``--task pot`` the output
-field holds a Python program (or a list whose first item is one), run in the sandbox;
-its ``ans`` is the answer.
+field holds a Python program (or a list of them, as in the PoT authors' files), run in the
+sandbox and read as the PoT authors' script ``--pot-script`` (default ``gsm8k``) reads it:
+its local ``ans`` through their executor and ``floatify_ans`` (a tuple or list gives its
+first item, a dict its first value), the most frequent reading of a list of programs
+(self-consistency); see :mod:`magdi_lightning.evaluation.pot`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import Any
 
 from magdi_lightning.evaluation.answers import answers_match, extract_answer
 from magdi_lightning.evaluation.metrics import Accuracy, accuracy
+from magdi_lightning.evaluation.pot import READINGS, programs_of
+from magdi_lightning.evaluation.pot import read_records as read_pot_records
 from magdi_lightning.graph import GraphValidationError
 from magdi_lightning.io import write_lines_atomically
 
@@ -59,18 +64,21 @@ def _field(record: dict[str, Any], name: str, where: tuple[str, int],
     return value
 
 
-def _program(value: Any, where: tuple[str, int], name: str) -> str:
-    if isinstance(value, list):
-        if not value or not isinstance(value[0], str):
-            raise GraphValidationError("a program list must start with a string",
-                                       file=where[0], line=where[1], field=name)
-        return value[0]
-    return value
+def _programs(value: Any, where: tuple[str, int], name: str) -> dict[str, Any]:
+    """A PoT-shaped record holding the output's program(s), after checking them."""
+    record = {"generated": value}
+    try:
+        programs_of(record)
+    except ValueError:
+        raise GraphValidationError("must be a program or a non-empty list of programs",
+                                   file=where[0], line=where[1], field=name) from None
+    return record
 
 
 def score_records(records: list[tuple[int, dict[str, Any]]], task: str, file: str,
                   output_field: str = "output", gold_field: str = "gold",
-                  choices_field: str | None = None) -> tuple[list[dict[str, Any]], Accuracy]:
+                  choices_field: str | None = None, pot_script: str = "gsm8k",
+                  ) -> tuple[list[dict[str, Any]], Accuracy]:
     """Records with ``extracted`` and ``correct`` added, and their accuracy.
 
     Every record is checked before any program runs, so a bad record fails fast.
@@ -81,7 +89,7 @@ def score_records(records: list[tuple[int, dict[str, Any]]], task: str, file: st
     for line_no, record in records:
         where = (file, line_no)
         output = _field(record, output_field, where, text_kinds)
-        outputs.append(_program(output, where, output_field) if task == "pot" else output)
+        outputs.append(_programs(output, where, output_field) if task == "pot" else output)
         gold = _field(record, gold_field, where, (str, int, float, bool))
         golds.append(("yes" if gold else "no") if isinstance(gold, bool) else str(gold))
         choices.append(_field(record, choices_field, where, (list,)) if choices_field else None)
@@ -89,9 +97,11 @@ def score_records(records: list[tuple[int, dict[str, Any]]], task: str, file: st
     if task == "pot":
         from magdi_lightning.sandbox import run_programs
 
-        results = run_programs(outputs)
-        answers = [None if not r.ok or r.value is None else str(r.value) for r in results]
-        errors = [r.error_type for r in results]
+        values, results = read_pot_records(outputs, READINGS[pot_script], run_programs)
+        answers = [None if value is None else str(value) for value in values]
+        # A question's error: its first failed program's, when no program gave an answer.
+        errors = [None if value is not None else next(
+            (r.error_type for r in mine if not r.ok), None) for value, mine in zip(values, results)]
     else:
         answers = list(outputs)
         errors = [None] * len(outputs)
@@ -118,12 +128,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gold-field", default="gold", help="field holding the gold answer")
     parser.add_argument("--choices-field", default=None,
                         help="field holding the option texts (multiple choice, optional)")
+    parser.add_argument("--pot-script", choices=sorted(READINGS), default="gsm8k",
+                        help="--task pot: read each program's ans as the PoT authors' "
+                        "run_<script>.py does (default: gsm8k)")
     parser.add_argument("-o", "--output", required=True, type=Path, help="scored JSONL")
     args = parser.parse_args(argv)
     try:
         records = read_records(args.input)
         scored, result = score_records(records, args.task, str(args.input), args.output_field,
-                                       args.gold_field, args.choices_field)
+                                       args.gold_field, args.choices_field, args.pot_script)
         write_lines_atomically(args.output,
                                (json.dumps(r, ensure_ascii=False) for r in scored))
     except (GraphValidationError, OSError) as err:

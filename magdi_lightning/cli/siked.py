@@ -1,14 +1,17 @@
 """``magdi-siked``: SIKeD's self-guided iterations, end to end.
 
-Iteration 1 trains the student on the strategy-tagged teacher solutions of the training
-questions. After each iteration the student is evaluated on held-out questions (free
-choice of strategy, and each strategy forced). Each later iteration starts by letting the
-student sample solutions for every training question with each strategy's tag forced;
-its correct ones and teacher data (see :func:`magdi_lightning.siked.mix`) form the
-iteration's mixture, trained from the current weights. The run stops after
-``iterations`` or once held-out accuracy has not improved for ``patience`` iterations.
-A table of iteration, training examples, alpha (teacher share), student-correct share
-and held-out accuracy per strategy is printed and kept in ``iterations.json``.
+Iteration 1 trains the student on the teacher data of the training questions: per
+question and strategy its first correct solution (:func:`magdi_lightning.siked.teacher_data`),
+all of them or one per question (``selection``). After each iteration the student is
+evaluated on held-out questions (free choice of strategy, and each strategy forced).
+Each later iteration starts by letting the student sample ``sampling.samples_per_strategy``
+solutions for every training question with each strategy's tag forced (temperature and
+top-p as ``sampling``); its correct ones and teacher data, decided per (question,
+strategy) by ``mixing`` (see :func:`magdi_lightning.siked.mix`), form the iteration's
+mixture, trained from the current weights. The run stops after ``iterations`` or once
+held-out accuracy has not improved for ``patience`` iterations. A table of iteration,
+training examples, alpha (the teacher share of the examples), student-correct share and
+held-out accuracy per strategy is printed and kept in ``iterations.json``.
 
 Everything lives under the run directory: ``iteration_<k>/train.jsonl`` (its mixture)
 and ``mixture.json`` (alpha, student-correct share), ``iteration_<k>/checkpoints/``
@@ -33,6 +36,7 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
+from transformers import PreTrainedTokenizerBase
 
 from magdi_lightning import CONFIG_DIR
 from magdi_lightning.cli.train import build_loggers, compile_student, student_recipe
@@ -42,7 +46,7 @@ from magdi_lightning.evaluation.generation import Prediction, evaluate, generate
 from magdi_lightning.evaluation.metrics import accuracy
 from magdi_lightning.graph import ReasoningGraph, write_graphs
 from magdi_lightning.models.student import Student
-from magdi_lightning.siked import TRAINING_TASKS, mix, student_graphs
+from magdi_lightning.siked import TRAINING_TASKS, mix, student_graphs, teacher_data
 from magdi_lightning.strategies import tag
 from magdi_lightning.tracking import finish_wandb
 
@@ -88,10 +92,30 @@ def sample_student(student: Student, source: TaskDataModule,
     for strategy in cfg.strategies:
         outputs = generate(student, source.formatter, [q.question for q in repeated],
                            settings.batch_size, settings.max_new_tokens, do_sample=True,
-                           temperature=settings.temperature, response_start=tag(strategy))
+                           temperature=settings.temperature, top_p=settings.top_p,
+                           response_start=tag(strategy))
         for question, (text, _) in zip(repeated, outputs):
             samples[question.id].append(text)
     return samples
+
+
+def training_set(source: TaskDataModule, strategies: list[str]
+                 ) -> tuple[list[BenchmarkExample], list[ReasoningGraph]]:
+    """The training questions of the set-up ``source`` and their teacher data."""
+    train_graphs = [source.graph_list[i] for i in source.splits["train"]]
+    return _questions(train_graphs), teacher_data(train_graphs, strategies)
+
+
+def iteration_data(cfg: DictConfig, mixture_file: Path, tokenizer: PreTrainedTokenizerBase,
+                   encoder_decoder: bool) -> TaskDataModule:
+    """An iteration's training data: its whole mixture as SIKeD's training tasks, in the
+    source data's prompt format (``magdi-inspect`` shows what this module batches)."""
+    return TaskDataModule(graphs=str(mixture_file), tokenizer=tokenizer,
+                          tasks=TRAINING_TASKS, batch_size=cfg.data.batch_size,
+                          val_fraction=0.0, test_fraction=0.0,
+                          max_length=cfg.data.max_length, template=cfg.data.template,
+                          use_chat_template=cfg.data.use_chat_template,
+                          cache_dir=cfg.paths.cache_dir, encoder_decoder=encoder_decoder)
 
 
 def run_siked(cfg: DictConfig) -> list[dict[str, Any]]:
@@ -109,8 +133,7 @@ def run_siked(cfg: DictConfig) -> list[dict[str, Any]]:
                                          encoder_decoder=student.is_encoder_decoder)
     compile_student(student, cfg.get("compile"))
     source.setup()
-    teacher = [source.graph_list[i] for i in source.splits["train"]]
-    train_questions = _questions(teacher)
+    train_questions, teacher = training_set(source, cfg.strategies)
     test_questions = source.held_out_questions(cfg.evaluate.split)[: cfg.evaluate.max_questions]
     module = instantiate(cfg.method, student=student, student_config=student_recipe(cfg),
                          _convert_="all")
@@ -135,25 +158,21 @@ def run_siked(cfg: DictConfig) -> list[dict[str, Any]]:
         mixture_file = it_dir / "train.jsonl"
         it_dir.mkdir(parents=True, exist_ok=True)
         if not mixture_file.exists():
-            if iteration == 1:
-                write_graphs(mixture_file, teacher)
-                composition = {"alpha": 1.0, "student_correct_share": None}
-            else:
-                samples = sample_student(student, source, train_questions, cfg)
-                mixture = mix(teacher, student_graphs(train_questions, samples, iteration - 1),
-                              cfg.mixing)
-                write_graphs(mixture_file, mixture.graphs)
-                composition = {"alpha": mixture.alpha,
-                               "student_correct_share": mixture.student_correct_share}
-            _write_json(it_dir / "mixture.json", composition)
+            own = ({} if iteration == 1 else student_graphs(
+                train_questions, sample_student(student, source, train_questions, cfg),
+                iteration - 1))
+            mixture = mix(train_questions, teacher, own, cfg.mixing, cfg.selection)
+            write_graphs(mixture_file, mixture.graphs)
+            _write_json(it_dir / "mixture.json", {
+                "alpha": mixture.alpha,
+                "student_correct_share": (None if iteration == 1
+                                          else mixture.student_correct_share),
+                "student_examples": mixture.student_examples,
+                "teacher_examples": mixture.teacher_examples,
+                "student_by_strategy": mixture.student_by_strategy,
+                "teacher_by_strategy": mixture.teacher_by_strategy})
         composition = json.loads((it_dir / "mixture.json").read_text())
-        data = TaskDataModule(graphs=str(mixture_file), tokenizer=student.tokenizer,
-                              tasks=TRAINING_TASKS, batch_size=cfg.data.batch_size,
-                              val_fraction=0.0, test_fraction=0.0,
-                              max_length=cfg.data.max_length, template=cfg.data.template,
-                              use_chat_template=cfg.data.use_chat_template,
-                              cache_dir=cfg.paths.cache_dir,
-                              encoder_decoder=student.is_encoder_decoder)
+        data = iteration_data(cfg, mixture_file, student.tokenizer, student.is_encoder_decoder)
         steps = cfg.steps.first if iteration == 1 else cfg.steps.later
         trainer: L.Trainer = instantiate(
             cfg.trainer, max_steps=steps, limit_val_batches=0, val_check_interval=None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 import uuid
@@ -21,9 +22,12 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
+from transformers import PreTrainedTokenizerBase
 
 from magdi_lightning import CONFIG_DIR
-from magdi_lightning.evaluation.generation import accuracy_of, evaluate
+from magdi_lightning.data.datamodule import MAGDataModule
+from magdi_lightning.data.pair_rows import rows_of
+from magdi_lightning.evaluation.generation import accuracy_of, evaluate, sampling_settings
 from magdi_lightning.io import write_lines_atomically
 from magdi_lightning.models.blocks import compile_blocks
 from magdi_lightning.models.student import Student
@@ -70,6 +74,13 @@ def student_recipe(cfg: DictConfig) -> dict[str, Any]:
     spec = OmegaConf.to_container(cfg.student, resolve=True)
     assert isinstance(spec, dict)
     return {str(key): value for key, value in spec.items() if key != "_target_"}
+
+
+def build_datamodule(cfg: DictConfig, tokenizer: PreTrainedTokenizerBase,
+                     encoder_decoder: bool) -> MAGDataModule:
+    """The configured data module for a student with this tokenizer (``magdi-inspect``
+    builds the very module training does, from the tokenizer alone)."""
+    return instantiate(cfg.data, tokenizer=tokenizer, encoder_decoder=encoder_decoder)
 
 
 def compile_student(student: Student, settings: DictConfig | None) -> None:
@@ -142,8 +153,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def _train(cfg: DictConfig, output_dir: Path, checkpoint: Path | None,
            record: RunRecord | None, started: float) -> dict[str, Any]:
     student = instantiate(cfg.student)
-    datamodule = instantiate(cfg.data, tokenizer=student.tokenizer,
-                             encoder_decoder=student.is_encoder_decoder)
+    datamodule = build_datamodule(cfg, student.tokenizer, student.is_encoder_decoder)
     compile_student(student, cfg.get("compile"))
     student_config = student_recipe(cfg)
     module = instantiate(cfg.method, student=student, student_config=student_config,
@@ -157,12 +167,17 @@ def _train(cfg: DictConfig, output_dir: Path, checkpoint: Path | None,
         logger.log_hyperparams(redacted_config(cfg))
     datamodule.setup("fit")
 
+    _log_reference_batching(datamodule, cfg)
     evaluation = cfg.evaluate
     questions = datamodule.held_out_questions(evaluation.split)[: evaluation.max_questions]
+    if not questions:
+        log.info("no held-out questions in the %s split (data.*_fraction=0): evaluate the "
+                 "saved student with magdi-eval", evaluation.split)
 
     def accuracy() -> tuple[float, list[Any]]:
         predictions = evaluate(student, datamodule.formatter, questions,
-                               evaluation.batch_size, evaluation.max_new_tokens)
+                               evaluation.batch_size, evaluation.max_new_tokens,
+                               sampling=sampling_settings(evaluation))
         return accuracy_of(predictions), predictions
 
     metrics: dict[str, Any] = {"output_dir": str(output_dir), "heldout_questions": len(questions)}
@@ -195,6 +210,26 @@ def _train(cfg: DictConfig, output_dir: Path, checkpoint: Path | None,
                             if k.startswith("heldout_accuracy")}, step=trainer.global_step)
     _print_summary(metrics)
     return metrics
+
+
+#: Pair rows per optimizer step in the MAGDi reference (``train.py``: per-device batch 4,
+#: gradient accumulation 4).
+REFERENCE_ROWS_PER_UPDATE = 16
+
+
+def _log_reference_batching(datamodule: Any, cfg: DictConfig) -> None:
+    """For graph batches, this run's optimizer steps per epoch beside the MAGDi
+    reference's on the same training graphs (it batches pair rows, not graphs), so an
+    experiment config can match them (see the README's fidelity table)."""
+    if getattr(datamodule, "batch_unit", None) != "graphs":
+        return
+    graphs = datamodule.examples["train"]
+    rows = sum(rows_of(graph.node_labels.tolist()) for graph in graphs)
+    per_update = datamodule.batch_size * cfg.trainer.get("accumulate_grad_batches", 1)
+    log.info("optimizer steps per epoch: %d (%d graphs, %d per step); the MAGDi reference "
+             "batching of the same graphs: %d (%d pair rows, %d per step)",
+             math.ceil(len(graphs) / per_update), len(graphs), per_update,
+             math.ceil(rows / REFERENCE_ROWS_PER_UPDATE), rows, REFERENCE_ROWS_PER_UPDATE)
 
 
 def _print_summary(metrics: dict[str, Any]) -> None:

@@ -27,12 +27,23 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from transformers import PreTrainedTokenizerBase
 
 from magdi_lightning.data.batch import CORRECT, INCORRECT, GraphExample, collate_graphs
+from magdi_lightning.data.pair_rows import (
+    PADDING_NEGATIVE,
+    ROW_GRAPHS,
+    collate_pair_rows,
+    pair_rows,
+)
+from magdi_lightning.data.responses import ResponseText
 from magdi_lightning.data.tokenization import PromptFormatter
 from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.graph import Correctness, ReasoningGraph, read_graphs, write_graphs
 from magdi_lightning.losses import IGNORE_INDEX
 
-__all__ = ["GraphDataModule", "MAGDataModule", "graph_example", "split_by_question"]
+__all__ = ["BATCH_UNITS", "GraphDataModule", "MAGDataModule", "graph_example",
+           "split_by_question"]
+
+#: What ``GraphDataModule.batch_size`` counts.
+BATCH_UNITS = ("graphs", "pair_rows")
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +104,14 @@ class MAGDataModule(L.LightningDataModule):
     options}`` for :func:`magdi_lightning.sources.import_graphs`, materialised once to
     ``cache_dir``). ``encoder_decoder`` says whether the student is an encoder-decoder
     (``magdi-train`` sets it from the student). ``max_graphs`` keeps only the file's
-    first graphs (the papers' "1,000 graphs per data set"). Subclasses build
-    ``self.examples`` per split in :meth:`build_examples` and say how to batch them in
-    :meth:`collate`.
+    first graphs (the papers' "1,000 graphs per data set"). ``answer_sentence``,
+    ``always_state_answer`` and ``remove_agreement`` say how a graph node's response text
+    is built (:class:`~magdi_lightning.data.responses.ResponseText`, kept as
+    ``self.response_text``): graph batches learn that text; task batches build their
+    targets with their own task builder (TinyLLM cuts its rationales, SIKeD tags them) and
+    leave these keys, which task data configs inherit from graph data configs, unused.
+    Subclasses build ``self.examples`` per split in :meth:`build_examples` and say how to
+    batch them in :meth:`collate`.
     """
 
     def __init__(
@@ -116,6 +132,9 @@ class MAGDataModule(L.LightningDataModule):
         num_workers: int = 0,
         encoder_decoder: bool = False,
         max_graphs: int | None = None,
+        answer_sentence: str | None = "So the answer is {answer}",
+        always_state_answer: bool = False,
+        remove_agreement: bool = False,
     ) -> None:
         super().__init__()
         if (graphs is None) == (importer is None):
@@ -135,6 +154,8 @@ class MAGDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.encoder_decoder = encoder_decoder
         self.max_graphs = max_graphs
+        self.response_text = ResponseText(answer_sentence, always_state_answer,
+                                          remove_agreement)
         self.graph_list: list[ReasoningGraph] = []
         self.splits: dict[str, list[int]] = {}
         self.examples: dict[str, list[GraphExample]] = {}
@@ -255,14 +276,27 @@ class GraphDataModule(MAGDataModule):
     """Graph batches of MAG data for any student tokenizer; ``batch_size`` counts graphs,
     not nodes. Every node is tokenized once and cached on disk.
 
+    A node's response is ``self.response_text`` of it: its reasoning, ending in its answer
+    sentence when the reasoning does not state the answer (see :class:`MAGDataModule`).
     ``packing`` packs each batch into one row, every prompt and response once (see
-    :mod:`magdi_lightning.data.batch`); otherwise each sequence is a padded row. The other
-    keywords are :class:`MAGDataModule`'s.
+    :mod:`magdi_lightning.data.batch`); otherwise each sequence is a padded row.
+
+    ``batch_unit="pair_rows"`` batches the MAGDi reference code's rows instead of graphs
+    (:mod:`magdi_lightning.data.pair_rows`; ``batch_size`` then counts rows, and
+    ``row_graphs`` says which graph each row carries), the batches
+    ``method=magdi_reference`` trains on. The other keywords are :class:`MAGDataModule`'s.
     """
 
-    def __init__(self, *args: Any, packing: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, packing: bool = False, batch_unit: str = "graphs",
+                 row_graphs: str = "cycled", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if batch_unit not in BATCH_UNITS:
+            raise ValueError(f"batch_unit must be one of {BATCH_UNITS}, got {batch_unit!r}")
+        if row_graphs not in ROW_GRAPHS:
+            raise ValueError(f"row_graphs must be one of {ROW_GRAPHS}, got {row_graphs!r}")
         self.packing = packing
+        self.batch_unit = batch_unit
+        self.row_graphs = row_graphs
 
     def build_examples(self) -> dict[str, list[GraphExample]]:
         if self.encoder_decoder:
@@ -278,31 +312,54 @@ class GraphDataModule(MAGDataModule):
             examples.append(graph_example(graph, input_ids[uid:uid + n],
                                           prompt_lengths[uid:uid + n], uid))
             uid += n
-        return {name: [examples[i] for i in indices] for name, indices in self.splits.items()}
+        per_split = {name: [examples[i] for i in indices]
+                     for name, indices in self.splits.items()}
+        if self.batch_unit == "graphs":
+            return per_split
+        return {name: pair_rows(graphs, self.padding_negative(), self.row_graphs)
+                for name, graphs in per_split.items()}
 
-    def collate(self, examples: list[GraphExample]) -> Any:
+    def collate(self, examples: list[Any]) -> Any:
+        if self.batch_unit == "pair_rows":
+            return collate_pair_rows(examples, self.tokenizer.pad_token_id, self.mask_prompt)
         return collate_graphs(examples, pad_token_id=self.tokenizer.pad_token_id,
                               mask_prompt=self.mask_prompt, packing=self.packing)
 
+    def padding_negative(self) -> torch.Tensor:
+        """The reference's "NA" negative as its tokenizer call makes it: special tokens
+        (BOS) and, as its ``add_eos_token=True`` tokenizer adds, a closing EOS."""
+        ids = list(self.tokenizer(PADDING_NEGATIVE)["input_ids"])
+        eos = self.tokenizer.eos_token_id
+        if eos is not None and (not ids or ids[-1] != eos):
+            ids.append(eos)
+        return torch.tensor(ids, dtype=torch.long)
+
+    def node_sequences(self) -> list[torch.Tensor]:
+        """Every node's token ids (prompt and response), in dataset-wide node order."""
+        if not self.graph_list:
+            self.setup()
+        return self._tokenized_nodes()["input_ids"]
+
     def _tokenized_nodes(self) -> dict[str, list[Any]]:
         """Token ids and prompt length of every node, from the cache when present."""
-        cache = self.cache_dir / "tokenized" / self.cache_key()
+        cache = self.cache_dir / "tokenized" / self.cache_key(self.response_text.describe())
         if cache.exists():
             table = datasets.load_from_disk(str(cache))
         else:
             nodes = datasets.Dataset.from_dict({
                 "question": [g.question for g in self.graph_list for _ in g.nodes],
-                "reasoning": [node.reasoning for g in self.graph_list for node in g.nodes],
+                "response": [self.response_text(node, g.task)
+                             for g in self.graph_list for node in g.nodes],
             })
             table = nodes.map(self._tokenize, batched=True, batch_size=1000,
-                              remove_columns=["question", "reasoning"])
+                              remove_columns=["question", "response"])
             table.save_to_disk(str(cache))
         return {"input_ids": [torch.tensor(ids, dtype=torch.long) for ids in table["input_ids"]],
                 "prompt_length": list(table["prompt_length"])}
 
     def _tokenize(self, batch: dict[str, list[str]]) -> dict[str, list[Any]]:
         input_ids, prompt_lengths = self.formatter.encode_pairs(
-            batch["question"], batch["reasoning"], self.max_length)
+            batch["question"], batch["response"], self.max_length)
         return {"input_ids": input_ids, "prompt_length": prompt_lengths}
 
 

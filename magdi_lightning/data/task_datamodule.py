@@ -6,11 +6,16 @@ pairs, and a batch holds pairs of several tasks with each row's task index, so o
 student pass serves every task's loss. Causal students see ``prompt + target`` with the
 prompt masked from the loss; encoder-decoder students (T5) read the prompt in the
 encoder and learn the target in the decoder.
+
+Batches are shuffled pairs by default. ``group_by_question`` batches questions instead,
+each with all of its pairs, as TinyLLM's code does (one training example there carries the
+answer and both rationales of a question, and every step trains all three tasks on the
+same questions).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import datasets
@@ -19,7 +24,10 @@ import torch
 from magdi_lightning.data.datamodule import MAGDataModule
 from magdi_lightning.data.tasks import TaskBuilder, TextTask
 from magdi_lightning.data.tokenization import PromptFormatter
+from magdi_lightning.evaluation.answers import CHOICE_LETTERS
+from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.losses import IGNORE_INDEX
+from magdi_lightning.sources.tinyllm import tinyllm_choices
 
 __all__ = ["TaskBatch", "TaskDataModule", "TaskExample", "collate_tasks"]
 
@@ -80,15 +88,20 @@ def collate_tasks(examples: list[TaskExample], task_names: tuple[str, ...], pad_
 
 
 class TaskDataModule(MAGDataModule):
-    """Text-to-text task batches of MAG data; ``batch_size`` counts pairs.
+    """Text-to-text task batches of MAG data.
 
     ``tasks`` builds each graph's pairs (e.g. :class:`~magdi_lightning.data.tasks.
     TinyLLMTasks`); ``encoder_decoder`` is set from the student by ``magdi-train``. The
     held-out accuracy prompt carries ``tasks.evaluation_prefix`` (TinyLLM evaluates the
-    answer task).
+    answer task). ``batch_size`` counts pairs, or questions with ``group_by_question``
+    (then a batch is those questions' pairs, every task of each). ``max_prompt_length``
+    cuts prompts (with the task prefix) to that many tokens before ``max_length`` applies,
+    as TinyLLM's code cuts its inputs at 100 tokens and its targets at 256; a cut keeps
+    an encoder prompt's closing EOS, as the tokenizer's own truncation does.
     """
 
     def __init__(self, *args: Any, tasks: TaskBuilder, packing: bool = False,
+                 group_by_question: bool = False, max_prompt_length: int | None = None,
                  **kwargs: Any) -> None:
         # Task pairs of one question carry different task prefixes, so no prompt is shared
         # and there is nothing to pack; the key exists because task data configs extend
@@ -96,8 +109,12 @@ class TaskDataModule(MAGDataModule):
         if packing:
             raise ValueError("packing applies to graph batches; task batches are not packed "
                              "(set data.packing=false)")
+        if max_prompt_length is not None and max_prompt_length < 2:
+            raise ValueError(f"max_prompt_length must be >= 2 or null, got {max_prompt_length}")
         super().__init__(*args, **kwargs)
         self.tasks = tasks
+        self.group_by_question = group_by_question
+        self.max_prompt_length = max_prompt_length
         self.task_names: tuple[str, ...] = ()
 
     @property
@@ -109,7 +126,8 @@ class TaskDataModule(MAGDataModule):
             raise RuntimeError("TaskDataModule needs the student's tokenizer before setup")
         return PromptFormatter(self.tokenizer, self.template, self.use_chat_template, prefix)
 
-    def build_examples(self) -> dict[str, list[TaskExample]]:
+    def build_examples(self) -> dict[str, list[Any]]:
+        """Per split, the examples (``group_by_question``: each question's list of them)."""
         pairs = [self.tasks.tasks(graph) for graph in self.graph_list]
         self.task_names = tuple(sorted({t.task for graph_pairs in pairs for t in graph_pairs}))
         index = {name: i for i, name in enumerate(self.task_names)}
@@ -120,16 +138,33 @@ class TaskDataModule(MAGDataModule):
             examples.append([TaskExample(index[t.task], prompts[start + i], targets[start + i])
                              for i, t in enumerate(graph_pairs)])
             start += len(graph_pairs)
+        if self.group_by_question:
+            return {split: [examples[i] for i in indices if examples[i]]
+                    for split, indices in self.splits.items()}
         return {split: [e for i in indices for e in examples[i]]
                 for split, indices in self.splits.items()}
 
-    def collate(self, examples: list[TaskExample]) -> TaskBatch:
-        return collate_tasks(examples, self.task_names, self.tokenizer.pad_token_id,
-                             self.max_length, self.encoder_decoder)
+    def pairs_of(self, examples: list[Any]) -> list[TaskExample]:
+        """The pairs of a list of examples, in order: the examples themselves, or with
+        ``group_by_question`` the pairs of each question in turn."""
+        if self.group_by_question:
+            return [pair for question in examples for pair in question]
+        return examples
+
+    def collate(self, examples: list[Any]) -> TaskBatch:
+        return collate_tasks(self.pairs_of(examples), self.task_names,
+                             self.tokenizer.pad_token_id, self.max_length, self.encoder_decoder)
+
+    def held_out_questions(self, split: str = "test") -> list[BenchmarkExample]:
+        """As :meth:`MAGDataModule.held_out_questions`, with each multiple-choice
+        question's option texts when it lists them in TinyLLM's layout, so an answer given
+        as an option's text (TinyLLM's answer target) is scored as that option."""
+        return [_with_listed_choices(q) for q in super().held_out_questions(split)]
 
     def _tokenized(self, pairs: list[TextTask]) -> tuple[list[list[int]], list[list[int]]]:
         """Prompt and target ids of every pair, from the cache when present."""
-        cache = self.cache_dir / "tokenized" / self.cache_key("tasks", self.tasks.describe())
+        cache = self.cache_dir / "tokenized" / self.cache_key(
+            "tasks", self.tasks.describe(), str(self.max_prompt_length))
         if cache.exists():
             table = datasets.load_from_disk(str(cache))
         else:
@@ -145,4 +180,26 @@ class TaskDataModule(MAGDataModule):
         plain = self.formatter_for("")
         prompts = plain.encode_prompts([p + q for p, q in zip(batch["prefix"],
                                                               batch["question"])])
+        if self.max_prompt_length is not None:
+            prompts = [self._cut_prompt(ids) for ids in prompts]
         return {"prompt_ids": prompts, "target_ids": plain.encode_completions(batch["target"])}
+
+    def _cut_prompt(self, ids: list[int]) -> list[int]:
+        limit = self.max_prompt_length
+        assert limit is not None
+        if len(ids) <= limit:
+            return ids
+        eos = self.tokenizer.eos_token_id
+        if self.encoder_decoder and eos is not None and ids[-1] == eos:
+            return [*ids[:limit - 1], eos]
+        return ids[:limit]
+
+
+def _with_listed_choices(question: BenchmarkExample) -> BenchmarkExample:
+    """``question`` with the option texts its text lists in TinyLLM's layout, if any."""
+    if question.task != "multiple_choice" or question.choices is not None:
+        return question
+    choices = tinyllm_choices(question.question)
+    if choices is None or question.gold not in CHOICE_LETTERS[:len(choices)]:
+        return question
+    return replace(question, choices=tuple(choices))

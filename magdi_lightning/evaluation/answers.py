@@ -114,7 +114,10 @@ def extract_answer(text: str, task: str, choices: Sequence[str] | None = None) -
     as a whole, lightly tidied (compare them with :func:`answers_match`). multiple_choice:
     an option letter from ``\\boxed{B}``, "the answer is (c)", "Answer: D", "answer3", the
     last ``(a)`` or ``A)``, or a bare letter; failing those, when the options' texts are
-    given as ``choices``, the option whose text is stated as the answer. yes_no: "yes" or
+    given as ``choices``, the option whose text is stated as the answer. A text that is
+    exactly one option's text (up to spacing) is that option before any of these, so an
+    answer given as the option's text, as TinyLLM students give it, is read right even
+    when the option is itself "C", "a" or "fluorine (F)". yes_no: "yes" or
     "no". text: the stated answer, else the whole text, lower-cased.
 
     Text after a reasoning model's closing ``</think>`` is searched alone; a ``<think>``
@@ -126,6 +129,10 @@ def extract_answer(text: str, task: str, choices: Sequence[str] | None = None) -
         if "<think>" in text:
             return None
         final = text
+    if choices and task == "multiple_choice":
+        exact = _exact_choice(final, choices)
+        if exact is not None:
+            return exact
     answer = extract(final)
     if answer is None and choices and task == "multiple_choice":
         answer = _choice_by_text(final, choices)
@@ -277,6 +284,16 @@ def _extractor(task: str) -> Callable[[str], str | None]:
         return _EXTRACTORS[task]
     except (KeyError, TypeError):
         raise ValueError(f"unknown task family {task!r}; known: {list(TASK_FAMILIES)}") from None
+
+
+def _exact_choice(text: str, choices: Sequence[str]) -> str | None:
+    """The letter of the first option whose text ``text`` is, up to spacing (case kept:
+    some of ARC's genetics options, such as "WW or Ww", differ from another only in case)."""
+    said = " ".join(text.split())
+    for letter, choice in zip(CHOICE_LETTERS, choices):
+        if said and said == " ".join(choice.split()):
+            return letter
+    return None
 
 
 def _choice_by_text(text: str, choices: Sequence[str]) -> str | None:

@@ -32,6 +32,7 @@ from typing import Any
 from magdi_lightning.evaluation.answers import CHOICE_LETTERS, extract_answer, normalize_number
 from magdi_lightning.graph import TASK_FAMILIES, GraphValidationError
 from magdi_lightning.sources._common import Where, load_json, load_records, preview
+from magdi_lightning.sources.tinyllm import tinyllm_question
 
 __all__ = [
     "BENCHMARKS",
@@ -41,6 +42,9 @@ __all__ = [
     "default_data_dir",
     "load_benchmark",
     "load_hf_benchmark",
+    "load_piqa",
+    "load_pubmedqa",
+    "load_tinyllm_questions",
     "load_toy_questions",
 ]
 
@@ -67,6 +71,7 @@ _DU_MMLU_WRAPPER = re.compile(
 _DU_MMLU_OPTIONS = ": A) "
 _LETTER_GOLD = re.compile(r"\(?(?P<letter>[A-J])\)?")
 _ECQA_OPTIONS = tuple(f"q_op{number}" for number in range(1, 6))
+_PUBMEDQA_CHOICES = ("yes", "no", "maybe")  # TinyLLM's pubmedqa files, in this order
 
 
 # ------------------------------------------------------------------------ example
@@ -132,6 +137,11 @@ def _with_choices(stem: str, choices: Sequence[str]) -> str:
     """The question as a student sees it: the stem, then "Answer Choices: (A) x (B) y"."""
     options = " ".join(f"({letter}) {choice}" for letter, choice in zip(CHOICE_LETTERS, choices))
     return f"{stem}\n{_AQUA_CHOICES} {options}"
+
+
+#: How :func:`load_hf_benchmark` writes a question's options into it.
+_LAYOUTS: dict[str, Callable[[str, Sequence[str]], str]] = {
+    "inline": _with_choices, "tinyllm": tinyllm_question}
 
 
 # ------------------------------------------------------------------------ record fields
@@ -380,8 +390,9 @@ def _read_du_mmlu(path: Path, dataset: str) -> list[BenchmarkExample]:
 # ------------------------------------------------------------------------ Hugging Face
 def load_hf_benchmark(path: str, split: str, question_field: str, answer_field: str,
                       task: str, name: str | None = None, data_files: Any = None,
-                      answer_regex: str | None = None, choices_field: str | None = None,
-                      **dataset_options: Any) -> list[BenchmarkExample]:
+                      answer_regex: str | None = None,
+                      choices_field: str | list[str] | None = None,
+                      layout: str = "inline", **dataset_options: Any) -> list[BenchmarkExample]:
     """Any dataset ``datasets.load_dataset(path, name, data_files=..., split=...)`` reads.
 
     ``path`` is a hub id ("openai/gsm8k") or a builder with local files ("json", "csv"
@@ -389,17 +400,24 @@ def load_hf_benchmark(path: str, split: str, question_field: str, answer_field: 
     first group (or the whole match) of ``answer_regex`` when given, then put in canonical
     form by :func:`extract_answer` for ``task`` (so GSM8K's "... #### 72" needs no regex).
     For multiple choice, ``choices_field`` names a list of option texts or an ARC-style
-    ``{text: [...], label: [...]}``; the gold may then be an option index, a label, a
-    letter or an option's text. ``dataset_options`` go to ``load_dataset`` (``cache_dir``,
-    ``revision``, ...). IDs are ``<path>[/<name>]:<split>-<row>``.
+    ``{text: [...], label: [...]}``, or is a list of columns holding one option each
+    (PIQA's ``[sol1, sol2]``); the gold may then be an option index, a label, a letter or
+    an option's text. ``layout`` writes the options into the question: ``inline`` as
+    "Answer Choices: (A) x (B) y", ``tinyllm`` as TinyLLM's code prompts them. IDs are
+    ``<path>[/<name>]:<split>-<row>``. ``dataset_options`` go to ``load_dataset``
+    (``cache_dir``, ``revision``, ...).
     """
     if task not in TASK_FAMILIES:
         raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASK_FAMILIES)}")
+    if layout not in _LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; known: {', '.join(_LAYOUTS)}")
     from datasets import load_dataset  # imported here: it takes seconds and few need it
 
     dataset = load_dataset(path, name, data_files=data_files, split=split, **dataset_options)
     file = data_files if isinstance(data_files, str) else path
-    fields = [question_field, answer_field, *([choices_field] if choices_field else [])]
+    option_fields = ([choices_field] if isinstance(choices_field, str)
+                     else list(choices_field or []))
+    fields = [question_field, answer_field, *option_fields]
     missing = [key for key in fields if key not in dataset.column_names]
     if missing:
         raise GraphValidationError(f"no such column(s) {missing}; columns: "
@@ -407,14 +425,16 @@ def load_hf_benchmark(path: str, split: str, question_field: str, answer_field: 
     pattern = re.compile(answer_regex) if answer_regex else None
     prefix = f"{path}/{name}:{split}" if name else f"{path}:{split}"
     read = partial(_hf_example, question_field=question_field, answer_field=answer_field,
-                   task=task, pattern=pattern, choices_field=choices_field)
+                   task=task, pattern=pattern, choices_field=choices_field,
+                   layout=_LAYOUTS[layout])
     return [read(row, Where(file, f"{split} row {index}"), f"{prefix}-{index}")
             for index, row in enumerate(dataset)]
 
 
 def _hf_example(row: dict[str, Any], where: Where, example_id: str, *, question_field: str,
                 answer_field: str, task: str, pattern: re.Pattern[str] | None,
-                choices_field: str | None) -> BenchmarkExample:
+                choices_field: str | list[str] | None,
+                layout: Callable[[str, Sequence[str]], str]) -> BenchmarkExample:
     question = _text(row, question_field, where)
     choices, labels = _hf_choices(row, choices_field, where) if choices_field else (None, [])
     gold = _hf_gold(_value(row, answer_field, where), task, choices, labels, pattern)
@@ -422,16 +442,20 @@ def _hf_example(row: dict[str, Any], where: Where, example_id: str, *, question_
         raise where.error(f"{preview(row[answer_field])} states no {task} answer",
                           field=answer_field)
     if choices:
-        question = _with_choices(question, choices)
+        question = layout(question, choices)
+    first_choice = choices_field if isinstance(choices_field, str) else (choices_field or [""])[0]
     source_fields = {"gold": answer_field, "question": question_field,
-                     "choices": choices_field or "choices"}
+                     "choices": first_choice or "choices"}
     return _example(where, source_fields, id=example_id, question=question, gold=gold,
                     task=task, choices=choices)
 
 
-def _hf_choices(row: dict[str, Any], key: str,
+def _hf_choices(row: dict[str, Any], key: str | list[str],
                 where: Where) -> tuple[tuple[str, ...], list[str]]:
-    """Option texts and their labels from a list, or from ``{text: [...], label: [...]}``."""
+    """Option texts and their labels from a list, from ``{text: [...], label: [...]}``, or
+    (``key`` a list of columns) from one column per option."""
+    if not isinstance(key, str):
+        return tuple(_text(row, column, where) for column in key), []
     value = _value(row, key, where)
     texts, labels = value, []
     if isinstance(value, dict):
@@ -458,6 +482,85 @@ def _hf_gold(raw: Any, task: str, choices: tuple[str, ...] | None, labels: list[
     if text.strip() in labels:
         return CHOICE_LETTERS[labels.index(text.strip())]
     return extract_answer(text, task, choices)
+
+
+# ------------------------------------------------------------------------ TinyLLM
+def load_tinyllm_questions(path: str, **dataset_options: Any) -> list[BenchmarkExample]:
+    """The questions of a TinyLLM split file (``arc_test.json``, ``piqa_test.json``,
+    ``pubmedqa_test.json``, ``bioasq_test.json``, ...: a JSON list or JSONL of ``{id,
+    question, choices, answer}``, the answer being an option's text), read with
+    ``datasets.load_dataset("json", data_files=path)`` as TinyLLM's data_utils reads them.
+
+    Each question is written as TinyLLM's code prompts it ("...\\nAnswer Choices:\\n(a)
+    ..."), its gold is the letter of the answer's option (scored against an answer given
+    as the letter or as the option's text). IDs are ``<file stem>-<record id>``.
+    ``dataset_options`` go to ``load_dataset`` (``cache_dir``, ...).
+    """
+    from datasets import load_dataset  # imported here: it takes seconds and few need it
+
+    dataset = load_dataset("json", data_files=path, split="train", **dataset_options)
+    stem = Path(path).name.removesuffix(".jsonl").removesuffix(".json")
+    return [_tinyllm_example(row, Where(path, f"record {index}"), stem)
+            for index, row in enumerate(dataset)]
+
+
+def _tinyllm_example(row: dict[str, Any], where: Where, stem: str) -> BenchmarkExample:
+    record_id = _value(row, "id", where)
+    choices = _value(row, "choices", where)
+    if not (isinstance(choices, list) and all(isinstance(c, str) and c.strip()
+                                              for c in choices)):
+        raise where.error(f"must be a list of option texts, got {preview(choices)}",
+                          field="choices")
+    answer = _value(row, "answer", where)
+    if answer not in choices:
+        raise where.error(f"{preview(answer)} is not one of the choices", field="answer")
+    _text(row, "question", where)  # checked; used as written, as the importer uses it
+    return _example(where, {"gold": "answer"}, id=f"{stem}-{record_id}",
+                    question=tinyllm_question(row["question"], choices),
+                    gold=CHOICE_LETTERS[choices.index(answer)], task="multiple_choice",
+                    choices=tuple(choices))
+
+
+def load_piqa(path: str = "ybisk/piqa", split: str = "validation",
+              **options: Any) -> list[BenchmarkExample]:
+    """PIQA (two solutions per goal) in TinyLLM's prompt layout: a TinyLLM split file
+    (``piqa_test.json``) when ``path`` is a file, else a ``datasets`` dataset with PIQA's
+    columns (``goal``, ``sol1``, ``sol2``, ``label``; the hub's test split hides its
+    labels as -1, which is refused: score the validation split). ``options`` go to
+    :func:`load_hf_benchmark` (``name``, ``data_files``, ``cache_dir``, ...)."""
+    if Path(path).is_file():
+        return load_tinyllm_questions(path, **options)
+    return load_hf_benchmark(path, split, question_field="goal", answer_field="label",
+                             task="multiple_choice", choices_field=["sol1", "sol2"],
+                             layout="tinyllm", **options)
+
+
+def load_pubmedqa(path: str = "qiaojin/PubMedQA", name: str | None = "pqa_labeled",
+                  split: str = "train", **options: Any) -> list[BenchmarkExample]:
+    """PubMedQA's expert-labelled questions (yes / no / maybe) as TinyLLM prompts them:
+    a TinyLLM split file (``pubmedqa_test.json``) when ``path`` is a file, else a
+    ``datasets`` dataset with PubMedQA's columns (``pubid``, ``question``, ``context:
+    {contexts: [...]}``, ``final_decision``), whose question is written as TinyLLM's files
+    write it: the abstract's passages, then the question, joined by " \\n ". ``options``
+    go to ``datasets.load_dataset`` (``data_files``, ``cache_dir``, ...)."""
+    if Path(path).is_file():
+        return load_tinyllm_questions(path, **options)
+    from datasets import load_dataset  # imported here: it takes seconds and few need it
+
+    dataset = load_dataset(path, name, split=split, **options)
+    file = str(options.get("data_files") or path)
+    examples = []
+    for index, row in enumerate(dataset):
+        where = Where(file, f"{split} row {index}")
+        contexts = _value(_value(row, "context", where), "contexts", where)
+        if not (isinstance(contexts, list) and all(isinstance(c, str) for c in contexts)):
+            raise where.error(f"must be a list of passages, got {preview(contexts)}",
+                              field="context.contexts")
+        examples.append(_tinyllm_example({
+            "id": _value(row, "pubid", where), "choices": list(_PUBMEDQA_CHOICES),
+            "question": " \n ".join([*contexts, _text(row, "question", where)]),
+            "answer": _value(row, "final_decision", where)}, where, "pubmedqa"))
+    return examples
 
 
 # ------------------------------------------------------------------------ registry
@@ -503,11 +606,18 @@ def load_toy_questions(num_questions: int = 200, seed: int = 1,
 
 
 #: Benchmark name -> loader. Shared loaders take ``path`` (the file); "hf" takes the
-#: arguments of :func:`load_hf_benchmark`; "toy" those of :func:`load_toy_questions`. IDs
+#: arguments of :func:`load_hf_benchmark`; "tinyllm" and "bioasq" those of
+#: :func:`load_tinyllm_questions`, "piqa" of :func:`load_piqa`, "pubmedqa" of
+#: :func:`load_pubmedqa`; "toy" those of :func:`load_toy_questions`. IDs
 #: start with the benchmark name.
 BENCHMARKS: dict[str, Loader] = {
     **{name: partial(reader, dataset=name) for name, (_, reader) in _SHARED.items()},
     "hf": load_hf_benchmark,
+    "tinyllm": load_tinyllm_questions,
+    "piqa": load_piqa,
+    "pubmedqa": load_pubmedqa,
+    # BioASQ's yes/no questions have no public hub copy: TinyLLM's own split files.
+    "bioasq": load_tinyllm_questions,
     "toy": load_toy_questions,
 }
 

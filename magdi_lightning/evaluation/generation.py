@@ -8,7 +8,9 @@ answer.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -18,7 +20,8 @@ from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.models.student import Student
 from magdi_lightning.strategies import PROGRAM, split_strategy
 
-__all__ = ["Prediction", "accuracy_of", "answer_texts", "evaluate", "generate"]
+__all__ = ["Prediction", "accuracy_of", "answer_texts", "evaluate", "generate",
+           "sampling_settings"]
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,13 @@ class Prediction:
 @torch.no_grad()
 def generate(student: Student, formatter: PromptFormatter, questions: list[str],
              batch_size: int = 64, max_new_tokens: int = 64, do_sample: bool = False,
-             temperature: float = 1.0, response_start: str = "") -> list[tuple[str, int]]:
+             temperature: float = 1.0, response_start: str = "", top_p: float | None = None,
+             top_k: int | None = None) -> list[tuple[str, int]]:
     """Completions for ``questions`` and their token counts, batched with left padding
     and the KV cache. ``response_start`` (a causal student only) is forced as the start of
-    every response, e.g. a strategy tag, and included in the returned text.
+    every response, e.g. a strategy tag, and included in the returned text. ``top_p`` and
+    ``top_k`` (with ``do_sample``) sample from the nucleus and the k likeliest tokens, as
+    SIKeD's student sampling and MAGDi's test script do.
 
     Prompts are batched in order of length, so a batch pads its prompts to similar widths
     (GSM8K prompts run from ~40 to ~360 tokens); outputs come back in the questions'
@@ -76,7 +82,8 @@ def generate(student: Student, formatter: PromptFormatter, questions: list[str],
                 generated = model.generate(
                     input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
                     max_new_tokens=max_new_tokens, do_sample=do_sample,
-                    temperature=temperature if do_sample else None, top_p=None, top_k=None,
+                    temperature=temperature if do_sample else None,
+                    top_p=top_p if do_sample else None, top_k=top_k if do_sample else None,
                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                 )
             # A decoder's output starts with its start token (the pad token); a causal
@@ -94,11 +101,16 @@ def generate(student: Student, formatter: PromptFormatter, questions: list[str],
 
 def evaluate(student: Student, formatter: PromptFormatter, examples: list[BenchmarkExample],
              batch_size: int = 64, max_new_tokens: int = 64, self_consistency: int = 1,
-             temperature: float = 0.7) -> list[Prediction]:
+             temperature: float = 0.7, sampling: Mapping[str, Any] | None = None
+             ) -> list[Prediction]:
     """Greedy predictions for ``examples``; with ``self_consistency`` = k > 1 also k
-    sampled answers per question and their majority vote (ties: the first answer seen)."""
+    sampled answers per question and their majority vote (ties: the first answer seen).
+
+    ``sampling`` (``temperature``, ``top_p``, ``top_k``) replaces the greedy answer with
+    one sampled answer, as MAGDi's test script decodes (T 0.7, top-p 0.9, top-k 50)."""
     questions = [example.question for example in examples]
-    greedy = generate(student, formatter, questions, batch_size, max_new_tokens)
+    greedy = generate(student, formatter, questions, batch_size, max_new_tokens,
+                      **({"do_sample": True, **sampling} if sampling else {}))
     sampled: list[list[str]] = [[] for _ in examples]
     if self_consistency > 1:
         repeated = [q for q in questions for _ in range(self_consistency)]
@@ -130,6 +142,19 @@ def evaluate(student: Student, formatter: PromptFormatter, examples: list[Benchm
             samples=samples or None, vote=vote, vote_correct=vote_correct, strategy=strategy,
         ))
     return predictions
+
+
+def sampling_settings(section: Any) -> dict[str, Any] | None:
+    """A config section's ``sampling`` (``temperature``, ``top_p``, ``top_k``) as
+    :func:`evaluate` takes it; None (greedy) when absent or null."""
+    sampling = section.get("sampling") if section is not None else None
+    if not sampling:
+        return None
+    settings = dict(sampling)
+    unknown = set(settings) - {"temperature", "top_p", "top_k"}
+    if unknown:
+        raise ValueError(f"sampling takes temperature, top_p and top_k, not {sorted(unknown)}")
+    return settings
 
 
 def answer_texts(outputs: list[str]) -> list[tuple[str | None, str | None]]:

@@ -37,7 +37,8 @@ from magdi_lightning.losses import IGNORE_INDEX
 from magdi_lightning.models.packed_attention import PackedLayout, enable_packed_attention
 from magdi_lightning.models.tokenizer import DEFAULT_TOKENIZER_DIR
 
-__all__ = ["Student", "enable_checkpointing", "load_student", "load_student_from_checkpoint"]
+__all__ = ["Student", "enable_checkpointing", "is_encoder_decoder", "load_student",
+           "load_student_from_checkpoint", "load_tokenizer"]
 
 
 class Student(nn.Module):
@@ -187,21 +188,17 @@ def load_student(
     # Hydra passes OmegaConf containers; PEFT and transformers want plain ones (a LoraConfig
     # holding a ListConfig of target modules cannot be saved).
     lora, architecture = _plain(lora), _plain(architecture)
-    tokenizer_source = tokenizer or name_or_path or DEFAULT_TOKENIZER_DIR
-    tok = AutoTokenizer.from_pretrained(str(tokenizer_source))
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+    tok = load_tokenizer(name_or_path, tokenizer)
     dtype = getattr(torch, torch_dtype) if torch_dtype else "auto"
     if name_or_path and (Path(name_or_path) / "adapter_config.json").is_file():
         # LoRA adapters saved by a training run: the base model they name, plus them.
-        from peft import AutoPeftModelForCausalLM, AutoPeftModelForSeq2SeqLM, PeftConfig
+        from peft import AutoPeftModelForCausalLM, AutoPeftModelForSeq2SeqLM
 
-        base = PeftConfig.from_pretrained(name_or_path).base_model_name_or_path
-        seq2seq = AutoConfig.from_pretrained(base).is_encoder_decoder
+        seq2seq = is_encoder_decoder(name_or_path, model_type)
         auto = AutoPeftModelForSeq2SeqLM if seq2seq else AutoPeftModelForCausalLM
         model = auto.from_pretrained(name_or_path, dtype=dtype)
     elif name_or_path:
-        seq2seq = AutoConfig.from_pretrained(name_or_path).is_encoder_decoder
+        seq2seq = is_encoder_decoder(name_or_path, model_type)
         auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
         model = auto.from_pretrained(name_or_path, dtype=dtype)
     else:
@@ -218,6 +215,29 @@ def load_student(
         task_type = "SEQ_2_SEQ_LM" if model.config.is_encoder_decoder else "CAUSAL_LM"
         model = get_peft_model(model, LoraConfig(task_type=task_type, **dict(lora)))
     return Student(model, tok)
+
+
+def load_tokenizer(name_or_path: str | None = None, tokenizer: str | None = None
+                   ) -> PreTrainedTokenizerBase:
+    """The tokenizer :func:`load_student` gives its student (``tokenizer``, else
+    ``name_or_path``'s own, else the shipped toy one; EOS pads where there is no pad
+    token), without loading any weights (``magdi-inspect`` needs only the tokenizer)."""
+    tok = AutoTokenizer.from_pretrained(str(tokenizer or name_or_path or DEFAULT_TOKENIZER_DIR))
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def is_encoder_decoder(name_or_path: str | None = None, model_type: str = "llama") -> bool:
+    """Whether :func:`load_student` builds an encoder-decoder (T5) student, read from the
+    model's config alone (a LoRA adapter directory: its base model's)."""
+    if not name_or_path:
+        return model_type == "t5"
+    if (Path(name_or_path) / "adapter_config.json").is_file():
+        from peft import PeftConfig
+
+        name_or_path = PeftConfig.from_pretrained(name_or_path).base_model_name_or_path
+    return bool(AutoConfig.from_pretrained(name_or_path).is_encoder_decoder)
 
 
 def _plain(settings: Any) -> Any:

@@ -1,10 +1,24 @@
 """Import multi-agent debate logs in the format of Du et al. (2023).
 
-The file is one JSON object ``{question: [agent_contexts, gold_answer]}``; each agent
-context is that agent's chat history: an optional system message, then user and
-assistant messages alternating, one assistant turn per debate round. In round r+1 every
-agent is shown every agent's round-r answer (its own included), so each round-r node gets
-an edge to each round-(r+1) node.
+The file is one JSON object ``{question: [agent_contexts, gold_answer]}`` (the reference's
+``gsm/gen_gsm.py`` and ``mmlu/gen_mmlu.py``); each agent context is that agent's chat
+history: an optional system message, then user and assistant messages alternating, one
+assistant turn per debate round. In round r+1 every agent is shown every agent's round-r
+answer (its own included), so each round-r node gets an edge to each round-(r+1) node.
+
+Forks of the reference code write variants of it, all read here (``tests/test_du_variants.py``
+builds one log in each shape):
+
+* ``{person: agent_contexts}`` without a gold answer (the reference's own
+  ``biography/gen_conversation.py``): the gold answer is ``""`` and every node UNKNOWN;
+* a ``null`` gold answer, likewise;
+* JSON Lines, one ``{question: [agent_contexts, gold]}`` object per line;
+* a message content that is not a string: a whole message object ``{"role", "content"}``
+  (a fork storing the API's message instead of its content), a list of content parts
+  (``[{"type": "text", "text": ...}]``, the newer chat APIs; the text parts are joined) or
+  ``null`` (an empty turn);
+* assistant turns without the user prompts between them (each assistant message is one
+  round); extra keys in a message (``name``, ``refusal``...) are ignored.
 
 Choices for irregular logs, made so that the round structure always survives:
 
@@ -24,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from magdi_lightning.evaluation.answers import extract_answer
-from magdi_lightning.graph import Edge, Node, ReasoningGraph
+from magdi_lightning.graph import Edge, GraphValidationError, Node, ReasoningGraph
 from magdi_lightning.sources._common import (
     Where,
     build_graph,
@@ -32,6 +46,7 @@ from magdi_lightning.sources._common import (
     gold_and_task,
     judge,
     load_json,
+    load_records,
     preview,
     scalar_text,
     stable_id,
@@ -64,24 +79,51 @@ def import_du(path: str | os.PathLike[str], *, task: str | None = None,
 
 def _graphs(file: Path, task: str | None, model: str | None,
             source: dict[str, Any]) -> Iterator[ReasoningGraph]:
-    log = load_json(file)
-    if not isinstance(log, dict):
-        raise Where(str(file)).error(
-            "a Du et al. debate log must be a JSON object {question: [agent_contexts, gold]}")
-    for index, (question, entry) in enumerate(log.items()):
-        where = Where(str(file), f"question {index} {preview(question)}")
+    for index, (question, entry, line) in enumerate(_entries(file)):
+        where = Where(str(file), f"question {index} {preview(question)}", line)
         yield _graph(question, entry, where, task, model,
                      {**source, "index": index}, stable_id(file.stem, question))
 
 
+def _entries(file: Path) -> list[tuple[str, Any, int | None]]:
+    """``(question, entry, line)`` of a log that is one JSON object, or JSON Lines of them."""
+    try:
+        logs = [(None, load_json(file))]
+    except GraphValidationError as whole:
+        try:
+            logs = [(where.line, record) for where, record in load_records(file)]
+        except GraphValidationError:
+            raise whole from None
+        if len(logs) < 2:
+            raise whole from None
+    entries: list[tuple[str, Any, int | None]] = []
+    seen: dict[str, int | None] = {}
+    for line, log in logs:
+        if not isinstance(log, dict):
+            raise Where(str(file), line=line).error(
+                "a Du et al. debate log must be a JSON object {question: [agent_contexts, gold]}"
+                " (or JSON Lines of such objects)")
+        for question, entry in log.items():
+            if question in seen:
+                raise Where(str(file), line=line).error(
+                    f"question {preview(question)} appears twice (first on line {seen[question]})")
+            seen[question] = line
+            entries.append((question, entry, line))
+    return entries
+
+
 def _graph(question: str, entry: Any, where: Where, task: str | None, model: str | None,
            source: dict[str, Any], graph_id: str) -> ReasoningGraph:
-    if not (isinstance(entry, list) and len(entry) == 2):
-        raise where.error("value must be a two-item list [agent_contexts, gold_answer]")
-    contexts, raw_gold = entry
-    gold_text = scalar_text(raw_gold)
+    if _is_chat_list(entry):  # {person: agent_contexts}: the reference's biography logs
+        contexts, raw_gold = entry, None
+    elif isinstance(entry, list) and len(entry) == 2:
+        contexts, raw_gold = entry
+    else:
+        raise where.error("value must be a two-item list [agent_contexts, gold_answer] "
+                          "or a list of agent chats")
+    gold_text = "" if raw_gold is None else scalar_text(raw_gold)
     if gold_text is None:
-        raise where.error("must be a string, number or boolean", field="gold_answer")
+        raise where.error("must be a string, number, boolean or null", field="gold_answer")
     if not isinstance(contexts, list):
         raise where.error("must be a list with one chat history per agent",
                           field="agent_contexts")
@@ -104,27 +146,67 @@ def _graph(question: str, entry: Any, where: Where, task: str | None, model: str
                        nodes=nodes, edges=edges, source=source)
 
 
+def _is_chat_list(entry: Any) -> bool:
+    """A list of agent chats (not ``[agent_contexts, gold]``, whose first item holds chats)."""
+    return (isinstance(entry, list) and bool(entry)
+            and all(isinstance(chat, list) and chat for chat in entry)
+            and all(isinstance(message, dict) for chat in entry for message in chat))
+
+
 def _assistant_turns(context: Any, agent: int, where: Where) -> list[str]:
-    """The agent's assistant messages, after checking the chat's shape and roles."""
+    """The agent's assistant messages, after checking the chat's shape and roles.
+
+    After an optional system message, a user message must be answered before the next
+    one; an assistant message may follow another (forks that store no prompts).
+    """
     at = f"agent_contexts[{agent}]"
     if not isinstance(context, list):
         raise where.error("must be a list of chat messages", field=at)
     turns = []
-    expected = "user"
+    previous = None
     for position, message in enumerate(context):
         field = f"{at}[{position}]"
         if not isinstance(message, dict):
             raise where.error("must be an object with 'role' and 'content'", field=field)
-        role, content = message.get("role"), message.get("content")
-        if not isinstance(content, str):
-            raise where.error("must be a string", field=f"{field}.content")
+        if "content" not in message:
+            raise where.error("missing", field=f"{field}.content")
+        content = _text(message["content"], where, f"{field}.content")
+        role = message.get("role")
         if position == 0 and role == "system":
             continue
-        if role != expected:
-            raise where.error(f"expected role {expected!r}, got {preview(role)} (chats "
+        if role not in ("user", "assistant") or role == previous == "user":
+            expected = "'assistant'" if previous == "user" else "'user' or 'assistant'"
+            raise where.error(f"expected role {expected}, got {preview(role)} (chats "
                               "alternate user/assistant after an optional system message)",
                               field=f"{field}.role")
         if role == "assistant":
             turns.append(content)
-        expected = "assistant" if role == "user" else "user"
+        previous = role
     return turns
+
+
+def _text(content: Any, where: Where, field: str) -> str:
+    """A message's content as text: a string; ``null`` (empty); a list of content parts
+    (strings or ``{"type": "text", "text": ...}``, joined; other parts, e.g. images, carry
+    no text); or a whole message object stored as the content (its own ``content``)."""
+    if isinstance(content, str):
+        return content
+    if content is None:
+        return ""
+    if isinstance(content, dict) and "content" in content:
+        return _text(content["content"], where, field + ".content")
+    if isinstance(content, list):
+        return "".join(_part_text(part, where, f"{field}[{i}]") for i, part in enumerate(content))
+    raise where.error("must be a string, a list of content parts, a message object or null",
+                      field=field)
+
+
+def _part_text(part: Any, where: Where, field: str) -> str:
+    if isinstance(part, str):
+        return part
+    if isinstance(part, dict):
+        text = part.get("text", "")
+        if isinstance(text, str):
+            return text
+    raise where.error("a content part must be a string or an object with a 'text' string",
+                      field=field)

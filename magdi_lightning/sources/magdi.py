@@ -9,8 +9,10 @@ ignored.
 
 In ReConcile each round shows every agent all agents' previous-round answers, so each
 round-r node gets an edge to each round-(r+1) node; a round that no agent answered
-leaves the next round without incoming edges. A missing or null ``answer`` falls back to
-the answer stated in the reasoning.
+leaves the next round without incoming edges. A node keeps its ``answer`` apart from its
+``reasoning`` (canonical, by the evaluation extractors); the graph data module ends the
+training text with it as MAGDi's code does (:mod:`magdi_lightning.data.responses`). A
+missing or null ``answer`` falls back to the answer stated in the reasoning.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Import TinyLLM's multiple-choice data with its two teachers' rationales.
 
-A TinyLLM dataset directory (``arc``, ``obqa``, ``riddle``) holds split files
-``{dataset}_{split}.json`` (a JSON list or JSONL of ``{id, question, choices, answer}``,
-the answer being the text of one choice) and rationale files ``llm/{split}_CoT_{k}.json``
+A TinyLLM dataset directory (``arc``, ``obqa``, ``riddle``, ``piqa``, ``pubmedqa``,
+``bioasq``) holds split files ``{dataset}_{split}.json`` (a JSON list or JSONL of
+``{id, question, choices, answer}``, the answer being the text of one choice; PIQA's ids
+are numbers) and rationale files ``llm/{split}_CoT_{k}.json``
 (JSON lists of strings, file k covering split records 500k to 500k+499, in split order).
 Each rationale string is (``\\n`` standing for a newline)::
 
@@ -42,7 +43,7 @@ from magdi_lightning.sources._common import (
     preview,
 )
 
-__all__ = ["import_tinyllm"]
+__all__ = ["import_tinyllm", "tinyllm_choices", "tinyllm_question"]
 
 _LLAMA_MARKER = " llama rationale: "
 _QUESTION_MARKER = "\n\nQ: "
@@ -129,17 +130,40 @@ def _graph(record: Any, where: Where, rationale: str, rationale_where: Where, pr
             f"{preview(question)}: the rationale files are out of step with the split")
     nodes = [_node("flan_t5", "FLAN-T5", flan, choices, gold),
              _node("llama2", "LLaMA-2", llama, choices, gold)]
+    return build_graph(where, id=f"{prefix}-{record['id']}",
+                       question=tinyllm_question(question, choices), gold_answer=gold,
+                       task="multiple_choice", nodes=nodes, source=source)
+
+
+def tinyllm_question(stem: str, choices: list[str] | tuple[str, ...]) -> str:
+    """The question as TinyLLM's code prompts it (its data_utils ``prepare_input``):
+    ``{stem}\\nAnswer Choices:\\n(a) {first}\\n(b) {second}...``."""
     options = "\n".join(f"({letter.lower()}) {choice}"
                         for letter, choice in zip(CHOICE_LETTERS, choices, strict=False))
-    return build_graph(where, id=f"{prefix}-{record['id']}",
-                       question=f"{question}{_CHOICES_MARKER}{options}", gold_answer=gold,
-                       task="multiple_choice", nodes=nodes, source=source)
+    return f"{stem}{_CHOICES_MARKER}{options}"
+
+
+def tinyllm_choices(question: str) -> list[str] | None:
+    """The option texts of a question written by :func:`tinyllm_question`, or ``None``
+    when it is not in that layout (no ``Answer Choices:`` block of ``(a)``, ``(b)``, ...
+    lines at its end)."""
+    _, found, block = question.rpartition(_CHOICES_MARKER)
+    lines = block.split("\n")
+    if not found or not 2 <= len(lines) <= len(CHOICE_LETTERS):
+        return None
+    labels = [f"({letter.lower()}) " for letter in CHOICE_LETTERS[:len(lines)]]
+    if not all(line.startswith(label) for line, label in zip(lines, labels)):
+        return None
+    return [line[len(label):] for line, label in zip(lines, labels)]
 
 
 def _question(record: Any, where: Where) -> tuple[str, list[str], str]:
     """The question, its choices and the gold letter, after checking the record."""
     if not isinstance(record, dict):
         raise where.error("must be an object {id, question, choices, answer}")
+    # PIQA's split files number their records ("id": 0); the other sets name them.
+    if isinstance(record.get("id"), int) and not isinstance(record["id"], bool):
+        record = {**record, "id": str(record["id"])}
     for name in ("id", "question", "answer"):
         if not isinstance(record.get(name), str) or not record[name]:
             raise where.error("must be a non-empty string", field=name)

@@ -5,8 +5,12 @@ few-shot prompt of that strategy: chain of thought (``cot``), least-to-most
 sub-questions (``l2m``) and program of thought (``pot``, a Python program whose ``ans``
 is the answer, run in the sandbox). Nodes carry their ``strategy``; the student later
 learns to open its answer with the strategy's tag. Two optional filters: keep only
-correct solutions, and keep at most one per strategy. A question left with no node is
-recorded as skipped rather than written as an empty graph.
+correct solutions, and keep at most one per strategy; both together give the reference's
+distillation data (the first correct sample per question and strategy, shivam0109/SIKeD
+create_data.py ``get_kd_data``), which ``magdi-siked`` also selects by itself
+(:func:`magdi_lightning.siked.teacher_data`), so the graphs may keep every sample. The
+reference does not check a teacher's least-to-most format (only the student's). A
+question left with no node is recorded as skipped rather than written as an empty graph.
 """
 
 from __future__ import annotations
