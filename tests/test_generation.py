@@ -8,6 +8,7 @@ at the wrong index shows.
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from magdi_lightning.data.tokenization import PromptFormatter
@@ -48,3 +49,32 @@ def test_forced_response_start_is_kept_with_reordering() -> None:
                        response_start="[cot]")
     assert len(outputs) == len(QUESTIONS)
     assert all(text.startswith("[cot]") for text, _ in outputs)
+
+
+def test_sampling_option_samples_and_top_k_one_is_greedy() -> None:
+    """``evaluate(sampling=...)`` answers by sampling (MAGDi's test.py decoding); top-k 1
+    keeps only the likeliest token, so it must equal greedy decoding."""
+    from omegaconf import OmegaConf
+
+    from magdi_lightning.evaluation.benchmarks import BenchmarkExample
+    from magdi_lightning.evaluation.generation import evaluate, sampling_settings
+
+    torch.manual_seed(0)
+    student = tiny_student(initializer_range=0.5)
+    formatter = PromptFormatter(student.tokenizer)
+    examples = [BenchmarkExample(id=str(i), question=q, gold="5", task="numeric")
+                for i, q in enumerate(QUESTIONS)]
+    greedy = [p.output for p in evaluate(student, formatter, examples, 2, 8)]
+    top1 = [p.output for p in evaluate(student, formatter, examples, 2, 8,
+                                       sampling={"temperature": 0.7, "top_k": 1})]
+    assert top1 == greedy
+    reference = sampling_settings(OmegaConf.create(
+        {"sampling": {"temperature": 0.7, "top_p": 0.9, "top_k": 50}}))
+    assert reference == {"temperature": 0.7, "top_p": 0.9, "top_k": 50}
+    torch.manual_seed(1)
+    sampled = [p.output for p in evaluate(student, formatter, examples, 2, 8,
+                                          sampling={"temperature": 5.0})]
+    assert sampled != greedy
+    assert sampling_settings(OmegaConf.create({"sampling": None})) is None
+    with pytest.raises(ValueError, match="top_q"):
+        sampling_settings(OmegaConf.create({"sampling": {"top_q": 0.5}}))
