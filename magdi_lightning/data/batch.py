@@ -23,6 +23,7 @@ so pooling and the next-token targets need not know which layout they read.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -31,7 +32,7 @@ from torch_geometric.data import Batch
 
 from magdi_lightning.losses import IGNORE_INDEX
 
-__all__ = ["GraphBatch", "GraphExample", "collate_graphs"]
+__all__ = ["GraphBatch", "GraphExample", "batch_graphs", "collate_graphs"]
 
 #: Node label values for node classification (unknown nodes are ignored).
 CORRECT, INCORRECT = 1, 0
@@ -157,6 +158,23 @@ def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.where(j < lengths[:, None], starts[:, None] + j, -1)
 
 
+def batch_graphs(examples: Sequence[GraphExample]) -> tuple[Batch, list[int]]:
+    """The PyG batch of ``examples``' graphs (block-diagonal ``edge_index``, node labels
+    ``y``, ``batch`` and ``ptr``; a graph listed twice appears twice) and each graph's
+    first node in it."""
+    num_nodes = torch.tensor([example.num_nodes for example in examples])
+    offsets = torch.cumsum(num_nodes, 0) - num_nodes
+    node_offsets = offsets.tolist()
+    graph = Batch(
+        edge_index=torch.cat([example.edge_index + offset
+                              for example, offset in zip(examples, node_offsets)], dim=1),
+        y=torch.cat([example.node_labels for example in examples]),
+        batch=torch.repeat_interleave(torch.arange(len(examples)), num_nodes),
+        ptr=torch.cat([offsets, num_nodes.sum().view(1)]),
+    )
+    return graph, node_offsets
+
+
 def collate_graphs(examples: list[GraphExample], pad_token_id: int, mask_prompt: bool = True,
                    packing: bool = False) -> GraphBatch:
     """Deduplicate node sequences, lay them out (packed into one row, or one padded row
@@ -243,16 +261,7 @@ def collate_graphs(examples: list[GraphExample], pad_token_id: int, mask_prompt:
     target_tokens = seq_tokens[target_seq, target_j]
 
     input_ids = torch.from_numpy(flat_ids.reshape(shape))
-    num_nodes = torch.tensor([example.num_nodes for example in examples])
-    offsets = torch.cumsum(num_nodes, 0) - num_nodes
-    node_offsets = offsets.tolist()
-    graph = Batch(
-        edge_index=torch.cat([example.edge_index + offset
-                              for example, offset in zip(examples, node_offsets)], dim=1),
-        y=torch.cat([example.node_labels for example in examples]),
-        batch=torch.repeat_interleave(torch.arange(len(examples)), num_nodes),
-        ptr=torch.cat([offsets, num_nodes.sum().view(1)]),
-    )
+    graph, node_offsets = batch_graphs(examples)
     pairs = torch.cat([example.pairs + offset
                        for example, offset in zip(examples, node_offsets)], dim=1)
     return GraphBatch(

@@ -316,7 +316,8 @@ class GraphDataModule(MAGDataModule):
                      for name, indices in self.splits.items()}
         if self.batch_unit == "graphs":
             return per_split
-        return {name: pair_rows(graphs, self.padding_negative(), self.row_graphs)
+        negative = self.padding_negative()
+        return {name: pair_rows(graphs, negative, self.row_graphs)
                 for name, graphs in per_split.items()}
 
     def collate(self, examples: list[Any]) -> Any:

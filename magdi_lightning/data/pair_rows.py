@@ -24,7 +24,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch_geometric.data import Batch
 
-from magdi_lightning.data.batch import CORRECT, INCORRECT, GraphExample
+from magdi_lightning.data.batch import CORRECT, INCORRECT, GraphExample, batch_graphs
 from magdi_lightning.losses import IGNORE_INDEX
 
 __all__ = ["PADDING_NEGATIVE", "ROW_GRAPHS", "PairRow", "PairRowBatch", "collate_pair_rows",
@@ -148,15 +148,7 @@ def collate_pair_rows(rows: list[PairRow], pad_token_id: int,
             labels[r, start:start + row.positive_prompt_length] = IGNORE_INDEX
     negative_ids, negative_mask = left_pad([row.negative for row in rows], pad_token_id)
     graphs = [row.graph for row in rows]
-    num_nodes = torch.tensor([graph.num_nodes for graph in graphs])
-    offsets = torch.cumsum(num_nodes, 0) - num_nodes
-    graph = Batch(
-        edge_index=torch.cat([g.edge_index + int(offset) for g, offset in zip(graphs, offsets)],
-                             dim=1),
-        y=torch.cat([g.node_labels for g in graphs]),
-        batch=torch.repeat_interleave(torch.arange(len(graphs)), num_nodes),
-        ptr=torch.cat([offsets, num_nodes.sum().view(1)]),
-    )
+    graph, _ = batch_graphs(graphs)
     return PairRowBatch(positive_ids=positive_ids, positive_mask=positive_mask,
                         positive_labels=labels, negative_ids=negative_ids,
                         negative_mask=negative_mask, graph=graph,
