@@ -111,6 +111,7 @@ def test_convincing_samples_of_the_other_agents_reach_every_round(tmp_path: Path
                         f'{{"reasoning": "Explanation by {owner}.", "answer": "1"}}')
                 assert (shot in prompt) == (owner in seen[agent.name]), (agent.name, owner)
             assert prompt.index("Sample question") < prompt.index(f"Q: {QUESTION.question}")
+            assert prompt.count("Reply with a JSON object only") == 1   # once, at the end
         # every discussion prompt holds the previous round's answers of all agents
         for prompt in prompts[1:]:
             assert "solutions from other agents" in prompt

@@ -46,7 +46,7 @@ from typing import Any
 
 from magdi_lightning.sandbox import SandboxResult
 
-__all__ = ["READINGS", "PotReading", "agrees", "as_pot_answer", "pot_program", "program_of",
+__all__ = ["READINGS", "PotReading", "agrees", "as_pot_answer", "pot_program",
            "programs_of", "read_records", "vote"]
 
 STEPS = ("simplify", "simplify_str", "floatify", "abs")
@@ -192,11 +192,6 @@ def programs_of(record: dict[str, Any]) -> list[str]:
     if not programs or not all(isinstance(program, str) for program in programs):
         raise ValueError("a PoT record's 'generated' must be a program or a list of programs")
     return programs
-
-
-def program_of(record: dict[str, Any]) -> str:
-    """The first (for greedy decoding: the only) program of a PoT record."""
-    return programs_of(record)[0]
 
 
 def as_pot_answer(result: SandboxResult) -> Any:

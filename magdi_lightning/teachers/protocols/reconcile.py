@@ -173,15 +173,21 @@ class ReConcile(Protocol):
                          example, completion, confidence=confidence,
                          parse_error=None if confidence is not None else "no confidence")
 
+    @staticmethod
+    def _question(example: BenchmarkExample, shots: list[str]) -> str:
+        """The convincing samples, the question and the answer instructions."""
+        return "\n".join([*shots, f"Q: {example.question}", *_ANSWER_INSTRUCTIONS])
+
     def _first_prompt(self, example: BenchmarkExample, shots: list[str]) -> str:
-        """Round 0's prompt: the convincing samples, the question, the instructions."""
-        return "\n".join([*shots, f"Q: {example.question}", *_ANSWER_INSTRUCTIONS,
-                          _REPLY_FORMAT.format(fmt=answer_format(example))])
+        """Round 0's prompt: the question block, then the reply format."""
+        return (f"{self._question(example, shots)}\n"
+                + _REPLY_FORMAT.format(fmt=answer_format(example)))
 
     def _discussion_prompt(self, example: BenchmarkExample, shots: list[str],
                            previous: list[Node]) -> str:
-        """Round 0's prompt, then the previous round's solutions grouped by answer."""
-        return (f"{self._first_prompt(example, shots)}\n\n{_DISCUSSION_INSTRUCTIONS}\n\n"
+        """The question block, the previous round's solutions grouped by answer, then the
+        reply format (once)."""
+        return (f"{self._question(example, shots)}\n\n{_DISCUSSION_INSTRUCTIONS}\n\n"
                 f"{self.solutions(previous)}"
                 + _REPLY_FORMAT.format(fmt=answer_format(example)))
 
