@@ -27,6 +27,7 @@ from magdi_lightning.sources.du import import_du
 from magdi_lightning.sources.gsm8k_solutions import import_gsm8k_solutions
 from magdi_lightning.sources.magdi import import_magdi
 from magdi_lightning.sources.tinyllm import import_tinyllm, stated_choice
+from magdi_lightning.strategies import is_least_to_most
 
 C, W, U = Correctness.CORRECT, Correctness.INCORRECT, Correctness.UNKNOWN  # W: wrong
 
@@ -62,6 +63,8 @@ DEBATES = {
 }
 ARC_TRAIN = _counts(1117, 2234, 0, 1275, 17, 942)
 GSM8K_SOLUTIONS = _counts(1319, 5276, 0, 2001, 3275, 0)
+# ChatGPT CoT 771/542/6, socratic l2m 1319 correct, Codex PoT 942/353/23 (one question has no program)
+GSM8K_STRATEGIES = _counts(1319, 3956, 0, 771 + 1319 + 942, 542 + 353, 6 + 23)
 
 
 @pytest.mark.parametrize("name", sorted(DEBATES))
@@ -154,6 +157,29 @@ def test_gsm8k_example_model_solutions(shared_data: Path) -> None:
     assert [(n.agent, n.model, n.answer, n.correctness) for n in first.nodes] == [
         ("6b_finetuning", "GPT-3 6B", "26", W), ("6b_verification", "GPT-3 6B", "224", W),
         ("175b_finetuning", "GPT-3 175B", "4", W), ("175b_verification", "GPT-3 175B", "18", C)]
+
+
+def test_gsm8k_published_strategies(shared_data: Path) -> None:
+    graphs = list(import_graphs("gsm8k-strategies", shared_data))
+    assert _tally(graphs) == GSM8K_STRATEGIES
+    by_strategy = Counter((node.strategy, node.correctness) for g in graphs for node in g.nodes)
+    assert (by_strategy["cot", C], by_strategy["l2m", C], by_strategy["pot", C]) == (
+        771, 1319, 942)  # the files' own pred == answer and |executed - answer| < 1e-4 counts
+    kylar = graphs[5]
+    assert kylar.gold_answer == "64" and [n.strategy for n in kylar.nodes] == ["cot", "l2m", "pot"]
+    cot, l2m, pot = kylar.nodes
+    assert cot.model == "ChatGPT" and cot.reasoning.startswith("One glass costs $5.")
+    assert l2m.reasoning.splitlines()[0] == (
+        "Sub-question 1: How much does one glass cost? "
+        "The discount price of one glass is 60/100 * 5 = $3.")
+    assert l2m.reasoning.endswith("The answer is 64.") and "<<" not in l2m.reasoning
+    assert pot.reasoning.startswith("num_glasses = 16") and pot.answer == "64"
+    # a repeated sub-question with an empty answer (record 1042) is dropped, not an error
+    assert graphs[1042].nodes[1].reasoning.count("Sub-question") == 5  # of 6 lines
+    assert all(is_least_to_most(g.nodes[1].reasoning) for g in graphs)
+    only_programs = list(import_graphs("gsm8k-strategies", shared_data, cot=None, l2m=None))
+    assert len(only_programs) == 1318 and {n.strategy for g in only_programs
+                                            for n in g.nodes} == {"pot"}
 
 
 @pytest.mark.parametrize(("fmt", "relative", "options", "expected"), [
@@ -481,7 +507,8 @@ def test_gsm8k_solutions_malformed_lines_are_located(tmp_path: Path, line: str,
 
 # ================================================================== registry and CLI
 def test_registry_knows_every_format() -> None:
-    assert set(IMPORTERS) == {"du", "magdi", "tinyllm", "gsm8k-solutions", "toy"}
+    assert set(IMPORTERS) == {"du", "magdi", "tinyllm", "gsm8k-solutions", "gsm8k-strategies",
+                              "toy"}
 
 
 def test_unknown_format_and_option_are_clear_errors() -> None:

@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from magdi_lightning.graph import GraphValidationError, ReasoningGraph, read_graphs
 from magdi_lightning.sources.du import import_du
 from magdi_lightning.sources.gsm8k_solutions import import_gsm8k_solutions
+from magdi_lightning.sources.gsm8k_strategies import import_gsm8k_strategies
 from magdi_lightning.sources.magdi import import_magdi
 from magdi_lightning.sources.tinyllm import import_tinyllm
 
@@ -227,6 +228,25 @@ def _valid_solutions(rng: random.Random) -> list[dict[str, Any]]:
             for i in range(rng.randint(1, 2))]
 
 
+def _line(rng: random.Random) -> str:
+    return " ".join(_text(rng).splitlines())
+
+
+def _valid_strategies(rng: random.Random) -> dict[str, Any]:
+    """The four files of the GSM8K strategies importer, as one value to mutate."""
+    questions = [f"Q{i} {_text(rng)}" for i in range(rng.randint(1, 2))]
+    return {
+        "gold": [{"question": q, "answer": f"{_text(rng)}\n#### 5"} for q in questions],
+        "cot": [{"question": q, "chain-of-thought": f"A: {_text(rng)}", "pred": 5.0}
+                for q in questions],
+        "l2m": [{"question": q, "answer": f"How many? ** {_line(rng)} <<2+3=5>>5\n#### 5"}
+                for q in questions],
+        "pot": [{"prompt": _text(rng)},
+                *({"question": q, "answer": 5.0, "executed": rng.choice([5.0, None, 4.9]),
+                   "generated": [f"ans = {_text(rng)!r}"]} for q in questions)],
+    }
+
+
 def _valid_tinyllm(rng: random.Random) -> dict[str, Any]:
     """A TinyLLM split and its rationale file, as one value to mutate."""
     records, rationales = [], []
@@ -256,6 +276,15 @@ def _run_solutions(workdir: Path, value: Any) -> Callable[[], Any]:
     return lambda: list(import_gsm8k_solutions(path))
 
 
+def _run_strategies(workdir: Path, value: Any) -> Callable[[], Any]:
+    parts = value if isinstance(value, dict) else {}
+    for name in ("gold", "cot", "l2m", "pot"):
+        _dump(workdir / "strategies" / f"{name}.json", parts.get(name, value))
+    return lambda: list(import_gsm8k_strategies(
+        workdir / "strategies", gold="gold.json", cot="cot.json", l2m="l2m.json",
+        pot="pot.json"))
+
+
 def _run_tinyllm(workdir: Path, value: Any) -> Callable[[], Any]:
     directory = workdir / "ds"
     parts = value if isinstance(value, dict) else {}
@@ -269,6 +298,7 @@ IMPORTERS: dict[str, tuple[Any, Callable[[random.Random], Any], str]] = {
     "du": (_run_du, _valid_du, "du_x_m_1agents_1rounds.json"),
     "magdi": (_run_magdi, _valid_magdi, "magdi.json"),
     "gsm8k-solutions": (_run_solutions, _valid_solutions, "solutions.jsonl"),
+    "gsm8k-strategies": (_run_strategies, _valid_strategies, "strategies/gold.json"),
     "tinyllm": (_run_tinyllm, _valid_tinyllm, "ds/ds_train.json"),
 }
 

@@ -17,6 +17,7 @@ from typing import Any
 from magdi_lightning.graph import ReasoningGraph
 from magdi_lightning.sources.du import import_du
 from magdi_lightning.sources.gsm8k_solutions import import_gsm8k_solutions
+from magdi_lightning.sources.gsm8k_strategies import import_gsm8k_strategies
 from magdi_lightning.sources.magdi import import_magdi
 from magdi_lightning.sources.tinyllm import import_tinyllm
 
@@ -38,6 +39,7 @@ IMPORTERS: dict[str, Importer] = {
     "magdi": import_magdi,
     "tinyllm": import_tinyllm,
     "gsm8k-solutions": import_gsm8k_solutions,
+    "gsm8k-strategies": import_gsm8k_strategies,
     "toy": _import_toy,
 }
 
