@@ -63,7 +63,7 @@ DEBATES = {
 }
 ARC_TRAIN = _counts(1117, 2234, 0, 1275, 17, 942)
 GSM8K_SOLUTIONS = _counts(1319, 5276, 0, 2001, 3275, 0)
-# ChatGPT CoT 771/542/6, socratic l2m 1319 correct, Codex PoT 942/353/23 (one question has no program)
+# ChatGPT CoT 771/542/6, socratic l2m 1319 correct, Codex PoT 942/353/23 (one has no program)
 GSM8K_STRATEGIES = _counts(1319, 3956, 0, 771 + 1319 + 942, 542 + 353, 6 + 23)
 
 

@@ -64,9 +64,9 @@ def import_gsm8k_strategies(
     """Yield one graph per question of ``gold``, with a node per strategy file that has it.
 
     ``path`` is the folder the other arguments are relative to (the shared data folder);
-    a strategy set to ``None`` is left out, and a question no strategy file has is skipped. Raises :class:`GraphValidationError` naming the
-    file, record and field of the first malformed record, or of a question two records of
-    one file both answer.
+    a strategy set to ``None`` is left out, and a question no strategy file has is skipped.
+    Raises :class:`GraphValidationError` naming the file, record and field of the first
+    malformed record, or of a question two records of one file both answer.
     """
     root = Path(path)
     readers = {"cot": _cot_node, "l2m": _l2m_node, "pot": _pot_node}
