@@ -162,16 +162,19 @@ def answer_texts(outputs: list[str]) -> list[tuple[str | None, str | None]]:
 
     Untagged and prose-strategy outputs are read as written (minus the tag); programs
     are run in the sandbox, all in one batch, and their value is the answer text
-    (``None`` when the program failed or produced nothing).
+    (:func:`~magdi_lightning.evaluation.pot.answer_text`; ``None`` when the program failed
+    or produced nothing).
     """
     split = [split_strategy(text) for text in outputs]
     programs = [i for i, (strategy, _) in enumerate(split) if strategy == PROGRAM]
     texts: list[str | None] = [body for _, body in split]
     if programs:
+        from magdi_lightning.evaluation.pot import answer_text
         from magdi_lightning.sandbox import run_programs
 
         for i, result in zip(programs, run_programs([split[i][1] for i in programs])):
-            texts[i] = None if not result.ok or result.value is None else str(result.value)
+            texts[i] = (None if not result.ok or result.value is None
+                        else answer_text(result.value))
     return [(strategy, text) for (strategy, _), text in zip(split, texts)]
 
 

@@ -14,7 +14,8 @@ the same questions exist only for GSM8K's test set, from three public sources (a
   (:func:`magdi_lightning.strategies.is_least_to_most`), calculator tags removed;
 - ``pot``: Codex's programs (``teachers/pot_codex_gsm8k_test.jsonl``,
   wenhuchen/Program-of-Thoughts), whose answer is the published ``executed`` value (the
-  sandbox reproduces all 1,318 of them, ``python -m benchmarks.sandbox_throughput``).
+  sandbox reproduces all 1,318 of them, ``python -m benchmarks.sandbox_throughput``), read
+  as :func:`~magdi_lightning.evaluation.pot.answer_text` (``5.000000000000002`` is 5).
 
 So two of the three strategies come from LLM teachers and one from people: the data is
 real, but not the single-teacher sampling SIKeD's paper describes. Gold answers come from
@@ -32,6 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from magdi_lightning.evaluation.pot import answer_text
 from magdi_lightning.evaluation.reports import question_key
 from magdi_lightning.graph import Node, ReasoningGraph
 from magdi_lightning.sources._common import (
@@ -163,16 +165,6 @@ def _pot_node(record: dict[str, Any], where: Where) -> Node:
     if not (isinstance(programs, list) and programs and isinstance(programs[0], str)):
         raise where.error("must be a non-empty list of program strings", field="generated")
     executed = record.get("executed")
-    answer = None if executed is None else scalar_text(_plain_number(executed))
+    answer = None if executed is None else (
+        answer_text(executed) if isinstance(executed, float) else scalar_text(executed))
     return _node("pot", programs[0].strip(), answer)
-
-
-def _plain_number(value: Any) -> Any:
-    """A program's float as GSM8K states answers: ``18.0`` as ``18`` and rounding noise
-    (``5.000000000000002``) rounded off at 6 decimals: 9 of the published GSM8K programs
-    whose ``executed`` is within 1e-4 of the answer end in such noise, and an exact
-    comparison would count them wrong."""
-    if not isinstance(value, float):
-        return value
-    value = round(value, 6)
-    return int(value) if value.is_integer() else value

@@ -109,12 +109,13 @@ class SikedStrategies(Protocol):
                 out.append((completion.text, answer,
                             None if answer is not None else "no answer found"))
         if programs:
+            from magdi_lightning.evaluation.pot import answer_text
             from magdi_lightning.sandbox import run_programs
 
             results = await asyncio.to_thread(run_programs, [out[i][0] for i in programs])
             for i, result in zip(programs, results):
                 if result.ok and result.value is not None:
-                    out[i] = (out[i][0], extract(str(result.value), example), None)
+                    out[i] = (out[i][0], extract(answer_text(result.value), example), None)
                 else:
                     out[i] = (out[i][0], None, f"program failed: {result.error_type}")
         return out
