@@ -36,6 +36,13 @@ def test_programs_are_run_and_prose_is_read_as_written() -> None:
         ("pot", None), ("pot", None)]
 
 
+def test_a_programs_float_noise_and_integral_floats_read_as_the_plain_answer() -> None:
+    # Codex's published GSM8K programs give 5.000000000000002 for a gold 5 (9 of them do)
+    outputs = ["[pot] ans = 0.1 * 3 * 10 / 3", "[pot] ans = 36 / 2", "[pot] ans = 7 / 4",
+               "[pot] ans = 1 / 3"]
+    assert [text for _, text in answer_texts(outputs)] == ["1", "18", "1.75", "0.333333"]
+
+
 def _prediction(strategy: str | None, correct: bool) -> Prediction:
     return Prediction(id="q", question="q", output="", extracted=None, gold="1",
                       correct=correct, output_tokens=1, strategy=strategy)
