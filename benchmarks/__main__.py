@@ -1,7 +1,8 @@
 """``python -m benchmarks [name ...]``: run benchmarks in turn with their defaults.
 
-Names: train_step, scaling, data_pipeline, generation, sandbox_throughput, profile_step
-(default: the first four). ``python -m benchmarks.<name> --help`` shows one benchmark's options.
+Names: train_step, scaling, data_pipeline, generation, sandbox_throughput, profile_step,
+validity (default: the first four; validity, the study of what each method does, takes
+hours). ``python -m benchmarks.<name> --help`` shows one benchmark's options.
 Each prints its table and JSON; this prints one JSON object of all results at the end.
 """
 
@@ -12,7 +13,7 @@ import json
 import sys
 
 DEFAULT = ["train_step", "scaling", "data_pipeline", "generation"]
-KNOWN = [*DEFAULT, "sandbox_throughput", "profile_step"]
+KNOWN = [*DEFAULT, "sandbox_throughput", "profile_step", "validity"]
 
 
 def main(argv: list[str]) -> None:
