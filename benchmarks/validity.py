@@ -233,20 +233,29 @@ def _teacher_side(run_dir: Path) -> dict[str, Any]:
 
 # --------------------------------------------------------------------- part: ablation
 def ablation_part(work: Path, scale: str, seeds: Sequence[int]) -> dict[str, Any]:
+    """Seed by seed (every variant of a seed before the next seed), each finished run kept
+    in ``work/ablation_runs.json``: an interrupted study resumes where it stopped."""
     smoke = ["trainer.max_steps=3", "evaluate.max_questions=8", "evaluate.before_training=false",
              "data.importer.options.num_questions=200"] if scale == "smoke" else []
-    results: dict[str, Any] = {}
-    for variant, overrides in ABLATION.items():
-        per_seed = []
-        for seed in seeds:
+    done_file = work / f"ablation_runs_{scale}.json"
+    done = json.loads(done_file.read_text()) if done_file.is_file() else {}
+    for seed in seeds:
+        for variant, overrides in ABLATION.items():
+            key = f"{variant}|{seed}"
+            if key in done:
+                continue
             cost = run("magdi_lightning.cli.train",
                        [f"seed={seed}", "logger=csv", *overrides, *smoke], work)
             metrics = json.loads((newest(work / "outputs", "train_*") / "metrics.json")
                                  .read_text())
-            per_seed.append({"seed": seed, "accuracy": metrics["heldout_accuracy"], **cost})
-            print(f"[ablation] {variant} seed {seed}: {per_seed[-1]}", flush=True)
-        accuracies = [row["accuracy"] for row in per_seed]
-        results[variant] = {"runs": per_seed, "mean": round(statistics.mean(accuracies), 4),
+            done[key] = {"seed": seed, "accuracy": metrics["heldout_accuracy"], **cost}
+            done_file.write_text(json.dumps(done, indent=2))
+            print(f"[ablation] {variant} seed {seed}: {done[key]}", flush=True)
+    results: dict[str, Any] = {}
+    for variant in ABLATION:
+        runs = [done[f"{variant}|{seed}"] for seed in seeds]
+        accuracies = [row["accuracy"] for row in runs]
+        results[variant] = {"runs": runs, "mean": round(statistics.mean(accuracies), 4),
                             "std": round(statistics.stdev(accuracies), 4)
                             if len(accuracies) > 1 else 0.0}
     base = [row["accuracy"] for row in results["NT"]["runs"]]
