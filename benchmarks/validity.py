@@ -63,7 +63,8 @@ REAL_METHODS = {
     "base": ["method=magdi", "optimizer.lr=0", "scheduler.warmup_steps=0"],
     "sft": ["method=sft"],
     "magdi": ["method=magdi"],
-    "tinyllm": ["method=tinyllm"],
+    # a batch = 4 questions with all their tasks, as the others train on 4 graphs
+    "tinyllm": ["method=tinyllm", "data.group_by_question=true"],
 }
 OOD = ["svamp", "multiarith"]
 #: magdi-eval prompt keys of a method whose student answers under an instruction prefix.
@@ -130,15 +131,20 @@ def wilson(correct: int, total: int) -> list[float]:
 
 
 # ------------------------------------------------------------------------- part: real
-def real_part(work: Path, scale: str) -> dict[str, Any]:
+def real_part(work: Path, scale: str, methods: Sequence[str],
+              earlier: dict[str, Any] | None) -> dict[str, Any]:
+    """``methods`` run now; the other methods' rows are kept from ``earlier`` (the part's
+    last result), so one method can be re-measured without the others."""
     from magdi_lightning.models.gguf import converted_directory
 
     s = REAL[scale]
     common = [*REAL_DATA, f"evaluate.max_new_tokens={s['new_tokens']}",
               f"data.max_graphs={s['graphs'] or 'null'}"]
     base_dir = converted_directory(SMOLLM2_GGUF)
-    rows: dict[str, Any] = {}
+    rows: dict[str, Any] = dict(earlier or {})
     for method, overrides in REAL_METHODS.items():
+        if method not in methods:
+            continue
         row: dict[str, Any] = {}
         if method == "base":
             model, questions = base_dir, s["questions"]
@@ -437,6 +443,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=Path("outputs/validity"))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--smoke", action="store_true", help="a few steps per run")
+    parser.add_argument("--methods", nargs="+", choices=list(REAL_METHODS),
+                        default=list(REAL_METHODS),
+                        help="real part: re-measure only these (the rest kept from DIR)")
     args = parser.parse_args(argv)
     scale = "smoke" if args.smoke else "full"
     args.out.mkdir(parents=True, exist_ok=True)
@@ -445,7 +454,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for part in args.parts:
         start = time.perf_counter()
         if part == "real":
-            result = real_part(work, scale)
+            earlier = args.out / "real.json"
+            result = real_part(work, scale, args.methods,
+                               json.loads(earlier.read_text()) if earlier.is_file() else None)
         elif part == "ablation":
             result = ablation_part(work, scale, args.seeds)
         elif part == "init":
