@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -175,7 +176,37 @@ def real_part(work: Path, scale: str, methods: Sequence[str],
         rows[method] = row
         print(f"[real] {method}: {json.dumps(row)}", flush=True)
     rows["settings"] = {"scale": scale, **s, "data": REAL_DATA}
+    rows["paired"] = paired(rows)
     return rows
+
+
+def paired(rows: dict[str, Any]) -> dict[str, Any]:
+    """Discordant held-out GSM8K questions of each pair of models (all answered the same
+    questions): how many only the first got right, only the second, and the exact
+    two-sided McNemar p-value, since accuracies this close sit inside their intervals."""
+    correct = {}
+    for method in REAL_METHODS:
+        lines = (Path(rows[method]["run_dir"]) / "predictions.jsonl").read_text().splitlines()
+        correct[method] = {(r := json.loads(line))["id"]: r["correct"] for line in lines}
+    out = {}
+    for first, second in [("sft", "base"), ("magdi", "base"), ("tinyllm", "base"),
+                          ("magdi", "sft"), ("tinyllm", "sft")]:
+        a, b = correct[first], correct[second]
+        only_first = sum(a[q] and not b[q] for q in a)
+        only_second = sum(b[q] and not a[q] for q in a)
+        out[f"{first} vs {second}"] = {
+            "only_first": only_first, "only_second": only_second,
+            "p": round(mcnemar_exact(only_first, only_second), 3)}
+    return out
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value of ``b`` vs ``c`` discordant pairs (binomial, 1/2)."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2**n
+    return min(1.0, 2 * tail)
 
 
 def _heldout(run_dir: Path) -> dict[str, Any]:
@@ -356,6 +387,11 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_pct(row['multiarith'])} | {row['gsm8k_heldout']['student_tokens']} | "
                 f"{_num(row['heldout_nt'])} | {_num(row['val']['val/nc_acc'])} | "
                 f"{_num(row['val']['val/mr_acc'])} | {cost} |")
+        if "paired" in real:
+            lines += ["", "Paired on the same held-out GSM8K questions (right only with the "
+                          "first / only with the second; exact McNemar p): " + "; ".join(
+                              f"{name} {row['only_first']}/{row['only_second']} "
+                              f"(p={row['p']})" for name, row in real["paired"].items()) + "."]
         lines += ["", f"Teachers' tokens per held-out question (all four solutions, "
                       f"{teachers['counted_by']}): {teachers['teacher_tokens_per_question']}; "
                       f"NC majority-class baseline on the {teachers['val_graphs']} validation "

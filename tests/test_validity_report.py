@@ -53,6 +53,12 @@ def test_report_renders_every_part(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "validity.json").read_text()).keys() == parts.keys()
 
 
+def test_exact_mcnemar_p_values() -> None:
+    assert validity.mcnemar_exact(5, 2) == 0.453125  # 2 * (1 + 7 + 21) / 2**7
+    assert validity.mcnemar_exact(10, 0) == 2 / 2**10
+    assert validity.mcnemar_exact(0, 0) == validity.mcnemar_exact(3, 3) == 1.0
+
+
 def test_run_reports_the_childs_own_peak_memory(tmp_path: Path) -> None:
     script = tmp_path / "grow.py"
     script.write_text("block = b\"x\" * (300 * 2**20)\n")  # touched pages, not calloc
