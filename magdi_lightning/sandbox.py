@@ -12,69 +12,72 @@ then runs every program in a fresh ``fork()`` of itself, so a program costs a fo
 ms) instead of an interpreter start plus a sympy import (about a second). The forked child
 is thrown away after one program, so programs cannot influence each other.
 
-What each program's child gets, in the order it is set up:
+Threat model: a program runs *arbitrary* code inside its own interpreter. It can reach and
+switch off every Python-level guard (frames, closures, ``gc``), call native code through
+``ctypes``, make any system call, use ``*at()`` calls with ``dir_fd``, forge what it reports
+about itself, and signal or trace any process the kernel lets it. So every guarantee below
+is enforced by the kernel, set up by code that runs before the program and that the program
+cannot undo; ``tests/test_sandbox_kernel.py`` checks each with the Python-level guards off,
+as root and as an unprivileged user.
 
-* its own session and process group (the worker ``SIGKILL``\\ s the whole group at the end);
-* stdin from ``/dev/null``; stdout and stderr into one pipe the worker reads, stopping the
-  program when more than ``output_bytes`` arrive; every other file descriptor closed;
-* ``RLIMIT_CPU`` (``SIGXCPU`` at the limit, ``SIGKILL`` one second later), ``RLIMIT_AS``
-  (``memory_mb`` on top of the preloaded interpreter), ``RLIMIT_FSIZE``, ``RLIMIT_NOFILE``,
-  ``RLIMIT_CORE`` = 0 and ``RLIMIT_NPROC`` = 1, i.e. no new processes or threads;
-* when the worker runs as root: no supplementary groups and uid/gid 65534 (``nobody``),
-  without which ``RLIMIT_NPROC`` would not apply (root is exempt). If the Python
-  installation is not world-readable (e.g. pyenv under ``/root``), the child keeps exactly
-  one capability, ``CAP_DAC_READ_SEARCH``, so that lazy imports keep working;
-* ``PR_SET_NO_NEW_PRIVS`` (no privilege gain through set-uid binaries), non-dumpable,
-  ``PR_SET_PDEATHSIG`` = ``SIGKILL`` (dies with its worker);
-* a fresh private temporary directory as working directory (removed afterwards) and an
-  environment with nothing of the caller's: only :data:`SANDBOX_ENV`, which keeps BLAS
-  libraries single-threaded (threads cannot be created); the worker was started with that
-  environment, so ``/proc/self/environ`` holds nothing else either;
-* a network namespace of its own (created once per worker: as root ``unshare(CLONE_NEWNET)``,
-  otherwise ``unshare(CLONE_NEWUSER | CLONE_NEWNET)``) with no interfaces up;
-* an audit hook (:func:`sys.addaudithook`, which a program cannot remove) that denies
-  opening files outside the temporary directory (reads of the Python installation and
-  site-packages are allowed, so imports work), listing other directories, any other ``os.*`` file or
-  process operation (``os.system``, ``os.exec*``, ``os.fork``, ``os.kill``, ``os.chdir``,
-  ...), ``socket.*``, ``subprocess.*``, ``ctypes.*``, ``shutil.*`` and fresh imports of
-  modules such as ``ctypes``, ``subprocess`` or ``multiprocessing``;
-* builtins whose ``__import__`` only admits :data:`ALLOWED_IMPORTS` (math, sympy, numpy,
-  fractions, decimal, datetime, itertools, collections, statistics, ...).
+Each worker runs in a bubblewrap container (:mod:`magdi_lightning.sandbox_isolation`):
 
-Any denied operation makes the result ``error_type="forbidden"``, even if the program
-catches the exception.
+* **Filesystem** -- its own mount namespace whose root holds only read-only binds of the
+  interpreter, its standard library and site-packages, the system libraries and the
+  worker script, plus ``/proc`` (of its own PID namespace), a minimal ``/dev`` and a
+  private 64 MB ``tmpfs`` as ``/tmp``. Nothing else of the host exists there: no home
+  directories, no repository, no data, no ``/etc`` but ``ld.so.cache``. Each program gets
+  a fresh directory in that ``/tmp`` as working directory; after each program the worker
+  empties ``/tmp``, so nothing one program writes reaches the next.
+* **Processes** -- its own PID namespace (a program sees bubblewrap, its worker and
+  itself; never the caller or other programs, which live in other workers' containers),
+  its own network namespace (no interfaces), IPC and UTS namespaces.
+* **Identity** -- as root, the worker keeps only
+  :data:`~magdi_lightning.sandbox_isolation.ROOT_WORKER_CAPABILITIES` and runs
+  each program as ``nobody`` (uid 65534) with no capabilities and an empty bounding set;
+  as an unprivileged user, bubblewrap's user namespace gives the worker and its programs
+  the caller's uid with no capabilities. Always ``PR_SET_NO_NEW_PRIVS`` and non-dumpable
+  (no ``/proc/<pid>/mem`` or ``fd`` access to the worker or the program).
+* **System calls** -- a seccomp filter
+  (:data:`magdi_lightning.sandbox_isolation.DENIED_SYSCALLS`) loaded in each program's
+  process just before its code runs: no ``fork``/``clone``/``exec``, no signals
+  (``kill``, ``tgkill``, pidfds), no ``ptrace`` or ``process_vm_*``, no sockets, no
+  ``unshare``/``setns``/``mount``, no System V or POSIX IPC, no BPF, perf, io_uring,
+  keys, modules; 32-bit and x32 system calls kill the process.
+* **Limits** -- ``RLIMIT_CPU`` (``SIGXCPU``, then ``SIGKILL`` one second later),
+  ``RLIMIT_AS`` (``memory_mb`` on top of the preloaded interpreter), ``RLIMIT_FSIZE``,
+  ``RLIMIT_NOFILE``, ``RLIMIT_CORE`` = 0, ``RLIMIT_NPROC`` = 1; the worker kills the program
+  at ``wall_seconds`` and when its output passes ``output_bytes``; the tmpfs size bounds
+  all its files together. The environment holds only :data:`SANDBOX_ENV`.
 
-What this guarantees, and what it does not:
+What a program can still do: forge its own result (it shares its process with the code
+that reports it; no more than it could compute anyway); read the world-readable files of
+the bound directories (the Python installation and system libraries); learn about the
+machine through ``/proc`` files that are not per-process (CPU, memory, kernel version);
+kill its own worker only through a kernel bug (the pool then replaces the worker and
+reports that program as ``crashed``). As an unprivileged user, programs share their
+worker's uid: the seccomp filter and non-dumpable workers stand where root's different
+uid would. The kernel itself is the remaining attack surface (the filter narrows it).
 
-* Enforced outside the program's reach (by the kernel or by the worker), so they hold even
-  against a program that gets past the Python-level checks: CPU time, address space,
-  wall-clock time (the worker kills the process group), output size, file size, no new
-  processes or threads, no network (when the namespace could be created; see
-  :attr:`SandboxPool.isolation`) and, when the caller is root, no signals to, tracing of or
-  writes to processes and files of other users than ``nobody``.
-* Enforced only by the audit hook and the import allowlist: everything about files (reads
-  of world-readable files, and of any file while ``CAP_DAC_READ_SEARCH`` is kept; writes to
-  world-writable directories such as ``/tmp``; at most 16 files written, so about
-  16 x ``file_bytes`` of disk), ``os.exec*``, and, when the caller is not root (programs
-  then keep the caller's uid), signals to and files of the caller. These checks stop what
-  an ordinary or carelessly hostile program does (the hostile test suite covers the usual
-  tricks: ``__subclasses__`` walks, ``__builtins__`` tricks, ``exec`` of encoded payloads,
-  signal tricks, ...), but **audit hooks are not a security boundary**: CPython has known
-  ways around them (e.g. memory corruption bugs in C extensions). There is no mount
-  namespace, seccomp filter or disk quota.
-* Programs running at the same time share uid 65534, so one that got past the hook could
-  signal another one (never the workers or the caller, which run as root).
-* A program can forge its own result (it shares its process with the code that reports it);
-  that is no more than it could compute anyway.
+Defence in depth, not a guarantee: an audit hook (:func:`sys.addaudithook`) refuses file
+access outside the working directory and the Python installation, ``os``, ``socket``,
+``subprocess`` and ``ctypes`` operations, and an ``__import__`` admits only
+:data:`ALLOWED_IMPORTS`; a refusal makes the result ``error_type="forbidden"`` even if the
+program catches it. They turn the mistakes of ordinary programs into clear errors.
 
-Linux only. For hostile input beyond model-written arithmetic, run the whole pipeline
-inside a container or VM as well.
+Where bubblewrap is missing or cannot create namespaces the pool refuses to start with a
+message saying how to enable it; ``MAGDI_SANDBOX=weak`` runs the workers without the
+container (seccomp filter, rlimits, network namespace and, as root, ``nobody`` stay; files
+are guarded by the audit hook alone, and programs share the caller's ``/proc`` view).
+
+Linux only (x86-64 and other architectures libseccomp knows).
 """
 
 from __future__ import annotations
 
 import ast
 import atexit
+import base64
 import builtins
 import ctypes
 import errno
@@ -169,7 +172,11 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 _PR_SET_KEEPCAPS = 8
 _PR_SET_NO_NEW_PRIVS = 38
+_PR_SET_SECCOMP = 22
+_SECCOMP_MODE_FILTER = 2
+_PR_CAPBSET_DROP = 24
 _CAP_DAC_READ_SEARCH = 2
+_CAP_LAST_CAP = 63  # beyond the kernel's last capability, PR_CAPBSET_DROP fails harmlessly
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
@@ -233,11 +240,22 @@ class SandboxViolation(PermissionError):
 class _Worker:
     """One worker interpreter and the line-oriented JSON protocol to it."""
 
-    def __init__(self, tmp_root: str) -> None:
+    def __init__(self, tmp_root: str, kernel: bool) -> None:
+        # Imported here: this file also runs as the worker script, without the package.
+        from magdi_lightning.sandbox_isolation import seccomp_filter, worker_command
+
+        script = str(Path(__file__).resolve())
+        seccomp = seccomp_filter()
+        if kernel:
+            command = [*worker_command(script), "kernel", seccomp]
+        else:
+            command = [sys.executable, "-I", "-B", script, tmp_root, "weak", seccomp]
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (read to explain a failed start)
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", str(Path(__file__).resolve()), tmp_root],
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=self._stderr,
             env=SANDBOX_ENV,  # nothing of the caller's environment (API keys...)
             start_new_session=True,  # a Ctrl-C in the terminal is the parent's business
         )
@@ -273,10 +291,31 @@ class _Worker:
                 raise RuntimeError("sandbox worker did not start in time")
             messages = self.read_available()
             if messages is None:
-                raise RuntimeError("sandbox worker exited during start-up")
+                from magdi_lightning.sandbox_isolation import SandboxUnavailableError
+
+                raise SandboxUnavailableError(self._start_failure())
             if messages:
                 self.isolation = messages[0]["isolation"]
                 return
+
+    def _start_failure(self) -> str:
+        """Why the worker exited before its hello (bubblewrap's own message, mostly)."""
+        from magdi_lightning.sandbox_isolation import SANDBOX_MODE_ENV
+
+        self.proc.wait()
+        self._stderr.seek(0)
+        said = self._stderr.read().decode(errors="replace").strip()[-_MESSAGE_CHARS:]
+        message = f"the sandbox worker exited during start-up (status {self.proc.returncode})"
+        message += f": {said}" if said else ""
+        if "namespace" in said or "bwrap" in said:
+            message += (
+                ". bubblewrap could not create its namespaces: as an unprivileged user this "
+                "needs user namespaces (sysctl user.max_user_namespaces > 0; Debian before 11: "
+                "kernel.unprivileged_userns_clone=1; Ubuntu 23.10+: an AppArmor profile for "
+                "bwrap or kernel.apparmor_restrict_unprivileged_userns=0); inside a container, "
+                "run it with user namespaces or seccomp unconfined; or set "
+                f"{SANDBOX_MODE_ENV}=weak (no filesystem or PID isolation)")
+        return message
 
     def kill(self) -> None:
         """Stop the worker and remove the directory of the program it was running.
@@ -288,6 +327,7 @@ class _Worker:
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
                 stream.close()
+        self._stderr.close()
         for path in Path(self.tmp_root).glob(f"{_tmp_prefix(self.proc.pid)}*"):
             _remove_tree(str(path))
 
@@ -302,6 +342,7 @@ class _Worker:
         else:
             assert self.proc.stdout is not None
             self.proc.stdout.close()
+            self._stderr.close()
 
 
 class SandboxPool:
@@ -309,25 +350,38 @@ class SandboxPool:
 
     Use it as a context manager, or call :meth:`close`. :func:`run_program` and
     :func:`run_programs` share one lazily started pool, so most code needs no pool at all.
-    ``tmp_dir`` is where the per-program temporary directories are created (default: the
-    system temporary directory). Workers run ``sys.executable -I`` with an empty
-    environment: they see the interpreter's installed packages, not ``PYTHONPATH``.
+    Workers run ``sys.executable -I`` with an empty environment: they see the interpreter's
+    installed packages, not ``PYTHONPATH``. With kernel isolation (the default; see
+    :mod:`magdi_lightning.sandbox_isolation`) each worker lives in its own bubblewrap container
+    whose private ``/tmp`` holds the programs' directories; with ``MAGDI_SANDBOX=weak`` they are
+    created in ``tmp_dir`` (default: the system temporary directory). ``python_guards=False``
+    leaves out the audit hook and the import allowlist, so that tests can check that what the
+    kernel enforces holds for a program that has switched them off.
     """
 
-    def __init__(self, workers: int | None = None, tmp_dir: str | os.PathLike[str] | None = None):
+    def __init__(
+        self,
+        workers: int | None = None,
+        tmp_dir: str | os.PathLike[str] | None = None,
+        python_guards: bool = True,
+    ):
         if not sys.platform.startswith("linux"):
             raise RuntimeError("the sandbox needs Linux (rlimits, prctl, namespaces, /proc)")
         self.size = (os.cpu_count() or 1) if workers is None else workers
         if self.size < 1:
             raise ValueError(f"workers must be positive, got {workers!r}")
         self.tmp_dir = os.path.realpath(tmp_dir or tempfile.gettempdir())
+        from magdi_lightning.sandbox_isolation import kernel_isolation_wanted
+
+        self.kernel = kernel_isolation_wanted()
+        self.python_guards = python_guards
         self.pid = os.getpid()
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
         deadline = time.monotonic() + _WORKER_START_SECONDS
         try:
             for _ in range(self.size):
-                self._workers.append(_Worker(self.tmp_dir))
+                self._workers.append(_Worker(self.tmp_dir, self.kernel))
             for worker in self._workers:
                 worker.wait_ready(deadline)
         except BaseException:
@@ -336,7 +390,7 @@ class SandboxPool:
 
     @property
     def isolation(self) -> dict[str, Any]:
-        """Which OS mechanisms the workers could set up (network namespace, uid, ...)."""
+        """Which OS mechanisms the workers set up (namespaces, uid, seccomp, ...)."""
         return dict(self._workers[0].isolation)
 
     @property
@@ -362,7 +416,8 @@ class SandboxPool:
             def dispatch(worker: _Worker) -> None:
                 """Give ``worker`` the next program, if any is left."""
                 for index, code in todo:
-                    task = {"code": code, "limits": asdict(limits), "result_name": result_name}
+                    task = {"code": code, "limits": asdict(limits), "result_name": result_name,
+                            "python_guards": self.python_guards}
                     try:
                         worker.send(task)
                     except OSError:
@@ -402,7 +457,7 @@ class SandboxPool:
     def _replace(self, worker: _Worker) -> _Worker:
         """Kill a broken worker and start a fresh one in its slot."""
         worker.kill()
-        fresh = _Worker(self.tmp_dir)
+        fresh = _Worker(self.tmp_dir, self.kernel)
         fresh.wait_ready(time.monotonic() + _WORKER_START_SECONDS)
         self._workers[self._workers.index(worker)] = fresh
         return fresh
@@ -481,7 +536,8 @@ def run_programs(
 
 
 # --------------------------------------------------------------------------------------
-# Worker side: runs as ``python -I -B sandbox.py TMP_ROOT`` and forks one child per program.
+# Worker side: runs as ``python -I -B sandbox.py TMP_ROOT MODE SECCOMP`` (MODE ``kernel`` inside
+# the bubblewrap container, else ``weak``) and forks one child per program.
 # --------------------------------------------------------------------------------------
 
 
@@ -490,17 +546,30 @@ class _WorkerState:
     """What a worker sets up once and hands to every program's child."""
 
     tmp_root: str
+    private_tmp: bool  # tmp_root is the container's own /tmp, emptied after each program
     read_roots: tuple[str, ...]  # directories programs may read (the Python installation)
     uid: int | None  # uid programs run as, when the worker is root
     keep_read_cap: bool
     libc: ctypes.CDLL
     devnull: int
+    seccomp: _SockFprog
+    seccomp_buffer: ctypes.Array[ctypes.c_char]  # what ``seccomp.filter`` points into
 
 
-def _worker_main(tmp_root: str) -> None:
+class _SockFprog(ctypes.Structure):
+    """``struct sock_fprog``: a BPF program for ``prctl(PR_SET_SECCOMP, ...)``."""
+
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def _worker_main(tmp_root: str, mode: str, seccomp: str) -> None:
     """Serve tasks from stdin, one JSON line each, answering one JSON line on stdout."""
     libc = ctypes.CDLL(None, use_errno=True)
-    network_namespace = _unshare_network(libc)  # must precede any thread
+    kernel = mode == "kernel"
+    # Programs run as this worker's uid when the caller is not root: they must not be able
+    # to read its memory or descriptors through /proc.
+    libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    network_namespace = kernel or _unshare_network(libc)  # must precede any thread
     for name in sorted(ALLOWED_IMPORTS):
         try:
             __import__(name)
@@ -508,16 +577,25 @@ def _worker_main(tmp_root: str) -> None:
             continue
     read_roots = _read_roots()
     root = os.geteuid() == 0
+    bpf = base64.b64decode(seccomp)
+    buffer = ctypes.create_string_buffer(bpf, len(bpf))
     state = _WorkerState(
         tmp_root=os.path.realpath(tmp_root),
+        private_tmp=kernel,
         read_roots=read_roots,
         uid=_SANDBOX_UID if root else None,
         keep_read_cap=root and not _world_readable(read_roots),
         libc=libc,
         devnull=os.open(os.devnull, os.O_RDWR),
+        seccomp=_SockFprog(len(bpf) // 8, ctypes.addressof(buffer)),
+        seccomp_buffer=buffer,
     )
     isolation = {
+        "mode": mode,
+        "mount_namespace": kernel,
+        "pid_namespace": kernel,
         "network_namespace": network_namespace,
+        "seccomp": True,
         "uid": state.uid if root else os.geteuid(),
         "keeps_cap_dac_read_search": state.keep_read_cap,
     }
@@ -584,8 +662,8 @@ def _run_task(task: dict[str, Any], state: _WorkerState) -> dict[str, Any]:
         pipes += (res_r, res_w)
         pid = os.fork()
         if pid == 0:
-            _child_main(task["code"], task["result_name"], limits, tmp, state,
-                        (out_w, res_w), base_memory)
+            _child_main(task["code"], task["result_name"], task["python_guards"], limits, tmp,
+                        state, (out_w, res_w), base_memory)
         for fd in (out_w, res_w):
             os.close(fd)
             pipes.remove(fd)
@@ -600,6 +678,9 @@ def _run_task(task: dict[str, Any], state: _WorkerState) -> dict[str, Any]:
         for fd in pipes:
             os.close(fd)
         _remove_tree(tmp)
+        if state.private_tmp:  # whatever else the program left in the container's /tmp
+            for entry in os.listdir(state.tmp_root):
+                _remove_tree(os.path.join(state.tmp_root, entry))
     result = _classify(stop_reason, status, usage.ru_utime + usage.ru_stime, payload, limits)
     result["stdout"] = output[: limits.output_bytes].decode("utf-8", errors="replace")
     result["wall_seconds"] = time.monotonic() - started
@@ -660,9 +741,12 @@ def _kill_group(pid: int) -> None:
 
 
 def _remove_tree(path: str) -> None:
-    """Remove a program's temporary directory, even a pathological one."""
+    """Remove a program's temporary directory (or file), even a pathological one."""
     try:
-        shutil.rmtree(path)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
     except (OSError, RecursionError):
         pid = os.posix_spawn("/bin/rm", ["rm", "-rf", "--", path], {})
         os.waitpid(pid, 0)
@@ -712,6 +796,7 @@ def _cpu_limit(limits: SandboxLimits) -> int:
 def _child_main(
     code: str,
     result_name: str,
+    python_guards: bool,
     limits: SandboxLimits,
     tmp: str,
     state: _WorkerState,
@@ -746,10 +831,14 @@ def _child_main(
                 for fd in (1, 2)
             )
             hook, guarded_import, violations = _make_guards(tmp, state.read_roots)
+            _load_seccomp(state)
         except BaseException as exc:
             _write_result(result_fd, _error("crashed", f"sandbox set-up failed: {exc!r}"))
             return
-        sys.addaudithook(hook)
+        if python_guards:
+            sys.addaudithook(hook)
+        else:
+            guarded_import = builtins.__import__
         result = _execute(code, result_name, guarded_import, violations, limits)
         for stream in (sys.stdout, sys.stderr):
             try:
@@ -802,24 +891,39 @@ class _CapData(ctypes.Structure):
 
 
 def _drop_privileges(state: _WorkerState) -> None:
-    """No new privileges; as root, become ``nobody`` (so that RLIMIT_NPROC applies)."""
+    """No capabilities (bounding set included), no new privileges; as root, become ``nobody``.
+
+    ``nobody`` rather than root also makes ``RLIMIT_NPROC`` apply (root is exempt).
+    """
     libc = state.libc
     for option, value in ((_PR_SET_NO_NEW_PRIVS, 1), (_PR_SET_DUMPABLE, 0)):
         if libc.prctl(option, value, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), f"prctl({option}, {value}) failed")
-    if state.uid is None:
-        return
-    os.setgroups([])
-    os.setgid(state.uid)
+    keep = {_CAP_DAC_READ_SEARCH} if state.keep_read_cap else set()
+    for capability in range(_CAP_LAST_CAP + 1):  # needs CAP_SETPCAP; fails harmlessly without
+        if capability not in keep:
+            libc.prctl(_PR_CAPBSET_DROP, capability, 0, 0, 0)
+    if state.uid is not None:
+        os.setgroups([])
+        os.setgid(state.uid)
+        if state.keep_read_cap:
+            libc.prctl(_PR_SET_KEEPCAPS, 1, 0, 0, 0)
+        os.setuid(state.uid)
+    # Whatever is left (the inheritable set; everything a weak worker holds in its own user
+    # namespace) goes too, except CAP_DAC_READ_SEARCH when imports need it.
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
     if state.keep_read_cap:
-        libc.prctl(_PR_SET_KEEPCAPS, 1, 0, 0, 0)
-    os.setuid(state.uid)
-    if state.keep_read_cap:
-        header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-        data = (_CapData * 2)()
         data[0].effective = data[0].permitted = 1 << _CAP_DAC_READ_SEARCH
-        if libc.capset(ctypes.byref(header), data) != 0:
-            raise OSError(ctypes.get_errno(), "capset failed")
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+
+
+def _load_seccomp(state: _WorkerState) -> None:
+    """Install the worker's seccomp filter (:mod:`magdi_lightning.sandbox_isolation`) for good."""
+    if state.libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(state.seccomp),
+                        0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "loading the seccomp filter failed")
 
 
 def _make_guards(
@@ -992,4 +1096,4 @@ def _jsonable(value: Any, max_chars: int) -> Any:
 
 
 if __name__ == "__main__":
-    _worker_main(sys.argv[1])
+    _worker_main(*sys.argv[1:4])

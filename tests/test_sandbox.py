@@ -1,11 +1,11 @@
 """The program sandbox: functional behaviour, and a suite of hostile programs.
 
-Every hostile program must end in a structured error within its limits (plus a little
+The hostile programs here test the Python-level guards (audit hook, import allowlist), kept
+as defence in depth: each must end in a structured error within its limits (plus a little
 slack), leave no file behind (neither its marker file outside the sandbox nor its temporary
-directory), never see the parent's environment, and leave the sandbox workers alive. Many
-of them first reach ``sys`` through ``object.__subclasses__()`` (``GET_SYS``), i.e. they
-model a program that has already got past the import allowlist, so that the audit hook and
-the kernel limits behind it are exercised too.
+directory), never see the parent's environment, and leave the sandbox workers alive. The
+guarantees themselves come from the kernel and are tested with those guards switched off,
+as root and unprivileged, in ``test_sandbox_kernel.py``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -34,6 +35,7 @@ from magdi_lightning.sandbox import (
     run_program,
     run_programs,
 )
+from magdi_lightning.sandbox_isolation import SANDBOX_MODE_ENV, SandboxUnavailableError
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 
@@ -181,11 +183,48 @@ def test_programs_do_not_share_state(pool: SandboxPool) -> None:
 
 def test_isolation_mechanisms_in_place(pool: SandboxPool) -> None:
     isolation = pool.isolation
-    if os.geteuid() == 0:
-        assert isolation["uid"] == 65534  # RLIMIT_NPROC does not bind root
-        assert isolation["network_namespace"]
-    else:
-        assert isolation["uid"] == os.geteuid()
+    assert isolation["uid"] == (65534 if os.geteuid() == 0 else os.geteuid())
+    assert isolation["seccomp"] and isolation["network_namespace"]
+    kernel = shutil.which("bwrap") is not None
+    assert (isolation["mode"], isolation["mount_namespace"], isolation["pid_namespace"]) == (
+        ("kernel", True, True) if kernel else ("weak", False, False))
+
+
+def test_weak_mode_still_applies_the_seccomp_filter(
+    sandbox_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SANDBOX_MODE_ENV, "weak")
+    with SandboxPool(workers=1, tmp_dir=sandbox_tmp, python_guards=False) as weak:
+        assert weak.isolation["mode"] == "weak"
+        forked, answered = weak.run(["import os\nans = os.fork()", "ans = 7"], LIMITS)
+    assert "PermissionError" in forked.message and answered.value == 7
+    assert list(sandbox_tmp.iterdir()) == []
+
+
+def test_without_bubblewrap_the_error_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(SandboxUnavailableError, match=r"apt-get install bubblewrap.*=weak"):
+        SandboxPool(workers=1)
+
+
+def test_bubblewrap_that_cannot_create_namespaces_is_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to creating new namespace' >&2\n"
+                    "exit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(shutil, "which", lambda name: str(fake))
+    with pytest.raises(SandboxUnavailableError, match=r"No permissions.*user namespaces"):
+        SandboxPool(workers=1)
+
+
+def test_unknown_sandbox_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SANDBOX_MODE_ENV, "none")
+    with pytest.raises(SandboxUnavailableError, match="MAGDI_SANDBOX='none'"):
+        SandboxPool(workers=1)
 
 
 def test_module_level_api() -> None:
@@ -381,7 +420,7 @@ def test_hostile_program_is_contained(
         assert result.value == " ".join(f"{k}={v}" for k, v in sorted(SANDBOX_ENV.items()))
 
 
-def test_fork_without_audit_event_is_stopped_by_rlimit_nproc(pool: SandboxPool) -> None:
+def test_fork_without_audit_event_is_stopped_by_seccomp(pool: SandboxPool) -> None:
     """``_posixsubprocess.fork_exec`` raises no audit event: the kernel has to stop it."""
     if sys.version_info[:2] != (3, 11):
         pytest.skip("the fork_exec argument list below is CPython 3.11's")
@@ -398,5 +437,5 @@ def test_fork_without_audit_event_is_stopped_by_rlimit_nproc(pool: SandboxPool) 
     )
     result = run_one(pool, code)
     time.sleep(0.2)  # a process that did get through would need a moment to touch the file
-    assert (result.ok, result.value) == (True, "BlockingIOError")  # EAGAIN from RLIMIT_NPROC
+    assert (result.ok, result.value) == (True, "PermissionError")  # EPERM from seccomp
     assert not marker.exists()
