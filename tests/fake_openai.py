@@ -33,9 +33,15 @@ What the real ``openai`` client (openai 3.54, ``max_retries=0``) sees for each f
   ``json.JSONDecodeError`` -- not an ``openai.OpenAIError``, and not retried by the client
   whatever its ``max_retries`` (see ``TRUNCATED_RAISES``).
 * ``Fault.SLOW`` -- a normal reply after ``slow_seconds``; it counts as a success.
+* ``Fault.TRICKLE`` -- the status line and headers at once, then the body one byte every
+  ``trickle_seconds``. Every read gets data in time, so the client's own (per-read) timeout
+  never fires and only a deadline on the whole request stops it. Not among the default
+  ``fault_kinds``: it is slow by design.
 
 Without the right ``Authorization: Bearer <api_key>`` header (when ``api_key`` is set) the
-client raises ``openai.AuthenticationError`` (HTTP 401).
+client raises ``openai.AuthenticationError`` (HTTP 401). With ``echo_key=True`` the server
+is as careless with the key as one can be: every error message and every completion quotes
+the bearer token the request carried, for tests that the key never reaches an output.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "DEFAULT_FAULTS",
     "DEFAULT_REPLY",
     "OUTCOMES",
     "TRUNCATED_RAISES",
@@ -63,8 +70,8 @@ __all__ = [
 ]
 
 DEFAULT_REPLY = "The answer is 42."
-OUTCOMES = ("ok", "slow", "rate_limit", "server_error", "timeout", "truncated", "unauthorized",
-            "bad_request")
+OUTCOMES = ("ok", "slow", "rate_limit", "server_error", "timeout", "truncated", "trickle",
+            "unauthorized", "bad_request")
 # What ``openai.OpenAI(...).chat.completions.create`` raises for a Fault.TRUNCATED reply: the
 # client parses the body with ``json.loads`` and lets the error through, unwrapped and unretried.
 TRUNCATED_RAISES: type[Exception] = json.JSONDecodeError
@@ -81,6 +88,11 @@ class Fault(str, Enum):
     TIMEOUT = "timeout"
     TRUNCATED = "truncated"
     SLOW = "slow"
+    TRICKLE = "trickle"
+
+
+#: The faults drawn when none are named: all but TRICKLE, which holds a request for minutes.
+DEFAULT_FAULTS = tuple(fault for fault in Fault if fault is not Fault.TRICKLE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,8 +195,10 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    def send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
-        """Send a JSON response; a client that has gone away is not an error."""
+    def send(self, status: int, payload: bytes, headers: dict[str, str] | None = None,
+             byte_seconds: float = 0.0) -> None:
+        """Send a JSON response, its body one byte every ``byte_seconds`` when > 0 (until the
+        server stops); a client that has gone away is not an error."""
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -192,8 +206,16 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(payload)
-            self.wfile.flush()
+            if byte_seconds <= 0:
+                self.wfile.write(payload)
+                self.wfile.flush()
+                return
+            for index in range(len(payload)):
+                self.wfile.write(payload[index:index + 1])
+                self.wfile.flush()
+                if self.server.fake._stopping.wait(byte_seconds):
+                    self.close_connection = True
+                    return
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             self.close_connection = True
 
@@ -207,7 +229,7 @@ class FakeOpenAIServer:
         api_key: when set, requests need ``Authorization: Bearer <api_key>``, else 401.
         fault_rate: probability in [0, 1] that an attempt gets a fault; a plain attribute that
             may be changed while the server runs.
-        fault_kinds: the faults to draw from (uniformly); default all of ``Fault``.
+        fault_kinds: the faults to draw from (uniformly); default ``DEFAULT_FAULTS``.
         seed: seeds the fault schedule.
         max_consecutive_faults: after this many faults in a row for one request key, the next
             attempt for that key succeeds (SLOW counts as a success).
@@ -215,6 +237,8 @@ class FakeOpenAIServer:
             replies when > 0).
         hang_seconds: how long a TIMEOUT fault waits before answering.
         slow_seconds: how long a SLOW fault waits before answering.
+        trickle_seconds: the pause after each byte of a TRICKLE fault's body.
+        echo_key: quote the request's bearer token in every error message and completion.
         tag_of: optional callable giving each request body a tag (e.g. a question id) for the
             log; an exception in it gives tag None.
         models: model ids listed by ``GET /v1/models``.
@@ -227,12 +251,14 @@ class FakeOpenAIServer:
         *,
         api_key: str | None = None,
         fault_rate: float = 0.0,
-        fault_kinds: Sequence[Fault] = tuple(Fault),
+        fault_kinds: Sequence[Fault] = DEFAULT_FAULTS,
         seed: int = 0,
         max_consecutive_faults: int = 3,
         retry_after_seconds: float = 0.0,
         hang_seconds: float = 5.0,
         slow_seconds: float = 0.3,
+        trickle_seconds: float = 1.0,
+        echo_key: bool = False,
         tag_of: TagOf | None = None,
         models: Sequence[str] = ("fake-model",),
         log_path: str | Path | None = None,
@@ -252,6 +278,8 @@ class FakeOpenAIServer:
         self.retry_after_seconds = retry_after_seconds
         self.hang_seconds = hang_seconds
         self.slow_seconds = slow_seconds
+        self.trickle_seconds = trickle_seconds
+        self.echo_key = echo_key
         self.tag_of = tag_of
         self.models = tuple(models)
         self.log_path = Path(log_path) if log_path is not None else None
@@ -398,9 +426,17 @@ class FakeOpenAIServer:
                      payload: dict[str, Any], body: dict[str, Any] | None = None,
                      key: str | None = None, attempt: int = 0,
                      headers: dict[str, str] | None = None) -> None:
-        """Log and send an error response."""
+        """Log and send an error response (quoting the key when ``echo_key`` says so)."""
         self._record(handler, method, outcome, status, body, key, attempt)
+        if echo := self._echo(handler):
+            payload = {"error": {**payload["error"],
+                                 "message": f"{payload['error']['message']} {echo}"}}
         handler.send(status, json.dumps(payload).encode(), headers)
+
+    def _echo(self, handler: _Handler) -> str:
+        """The sentence quoting the request's bearer token under ``echo_key``, else ""."""
+        token = _bearer(handler)
+        return f"You sent the key {token}." if self.echo_key and token else ""
 
     def _reply_models(self, handler: _Handler) -> None:
         """``GET /v1/models``: the model ids given at construction."""
@@ -439,9 +475,10 @@ class FakeOpenAIServer:
 
     def _reply_completion(self, handler: _Handler, body: dict[str, Any], key: str, attempt: int,
                           fault: Fault | None) -> None:
-        """A completion: normal, after a delay (SLOW, TIMEOUT) or cut in half (TRUNCATED)."""
+        """A completion: normal, after a delay (SLOW, TIMEOUT), cut in half (TRUNCATED) or a
+        byte at a time (TRICKLE)."""
         try:
-            payload = json.dumps(self._completion(body)).encode()
+            payload = json.dumps(self._completion(body, self._echo(handler))).encode()
         except Exception as error:  # a broken responder is a server error, and says so
             self._reply_error(handler, "POST", 500, "server_error",
                               _error_body(f"responder raised {error!r}", "server_error", None),
@@ -455,12 +492,15 @@ class FakeOpenAIServer:
             self._stopping.wait(self.hang_seconds)
         elif fault is Fault.SLOW:
             self._stopping.wait(self.slow_seconds)
-        handler.send(200, payload)
+        handler.send(200, payload,
+                     byte_seconds=self.trickle_seconds if fault is Fault.TRICKLE else 0.0)
 
-    def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
-        """A chat.completion object with ``n`` choices from the responder."""
+    def _completion(self, body: dict[str, Any], echo: str = "") -> dict[str, Any]:
+        """A chat.completion object with ``n`` choices from the responder, each starting
+        with ``echo`` when it is not empty."""
         count = body.get("n") or 1
-        texts = [self.responder(body) for _ in range(max(1, int(count)))]
+        texts = [" ".join(filter(None, (echo, self.responder(body))))
+                 for _ in range(max(1, int(count)))]
         prompt_tokens = sum(_count_words(_content_text(message.get("content")))
                             for message in body["messages"] if isinstance(message, dict))
         completion_tokens = sum(_count_words(text) for text in texts)

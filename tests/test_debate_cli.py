@@ -26,13 +26,14 @@ KEY = "sk-test-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 KEY_ENV = "MAGDI_TEST_TEACHER_KEY"
 
 
-def debate_command(server: FakeOpenAIServer, output: Path, questions: int, seed: int,
+def debate_command(base_url: str, output: Path, questions: int, seed: int,
                    *overrides: str) -> list[str]:
-    """The command for ``load_toy_questions(questions, seed)`` against ``server``."""
+    """The command for ``load_toy_questions(questions, seed)`` against the server at
+    ``base_url``."""
     return [sys.executable, "-m", "magdi_lightning.cli.debate", "questions=toy",
             f"questions.loader.num_questions={questions}", f"questions.loader.seed={seed}",
             "teachers=openai_compatible",
-            f"teachers.base_url={server.base_url}", "teachers.model=fake-model",
+            f"teachers.base_url={base_url}", "teachers.model=fake-model",
             f"teachers.api_key_env={KEY_ENV}", f"output={output}", "progress=false",
             "retry.base_delay=0.001", "retry.max_delay=0.01", *overrides]
 
@@ -61,7 +62,7 @@ def test_faults_are_retried_counted_and_every_question_written_once(tmp_path: Pa
     output = tmp_path / "graphs.jsonl"
     with FakeOpenAIServer(script, tag_of=script.tag_of, api_key=KEY, fault_rate=0.3,
                           hang_seconds=4.0, slow_seconds=0.05, seed=11) as server:
-        run_debate(debate_command(server, output, 200, 1, "protocol=reconcile",
+        run_debate(debate_command(server.base_url, output, 200, 1, "protocol=reconcile",
                                   "teachers.timeout=2.0", "retry.max_attempts=6",
                                   "concurrency=16"), tmp_path)
         seen = server.counts()
@@ -98,8 +99,8 @@ def test_kill_9_then_rerun_finishes_every_question_once_without_repeats(
     output = tmp_path / "graphs.jsonl"
     with FakeOpenAIServer(script, tag_of=script.tag_of, api_key=KEY, fault_rate=1.0,
                           fault_kinds=[Fault.SLOW], slow_seconds=0.05) as server:
-        command = debate_command(server, output, 60, 2, "protocol=reconcile", "concurrency=2",
-                                 "wandb.mode=disabled")
+        command = debate_command(server.base_url, output, 60, 2, "protocol=reconcile",
+                                 "concurrency=2", "wandb.mode=disabled")
         process = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, KEY_ENV: KEY},
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 300
@@ -145,7 +146,7 @@ def test_each_protocols_output_trains_without_conversion(
     script = ScriptedTeachers(questions)
     output = tmp_path / f"{protocol}.jsonl"
     with FakeOpenAIServer(script, tag_of=script.tag_of, api_key=KEY) as server:
-        run_debate(debate_command(server, output, 8, 4, f"protocol={protocol}",
+        run_debate(debate_command(server.base_url, output, 8, 4, f"protocol={protocol}",
                                   "wandb.mode=disabled"), tmp_path)
     graphs = list(read_graphs(output))
     assert len(graphs) == 8

@@ -305,3 +305,25 @@ def test_requests_for_tag_and_json_lines_log(tmp_path: Path) -> None:
     assert [line["index"] for line in lines] == [0, 1, 2, 3]
     assert set(lines[0]) == {"index", "time", "method", "path", "key", "attempt", "model", "tag",
                              "outcome", "status", "has_bearer"}
+
+
+def test_trickle_fault_sends_a_whole_valid_body_one_byte_at_a_time() -> None:
+    with FakeOpenAIServer(fault_rate=1.0, fault_kinds=[Fault.TRICKLE],
+                          trickle_seconds=0.005) as server:
+        started = time.monotonic()
+        status, body = _post_raw(server, json.dumps(
+            {"model": "m", "messages": [{"role": "user", "content": "slowly"}]}).encode())
+        elapsed = time.monotonic() - started
+        assert server.counts() == {"trickle": 1}
+    assert status == 200 and body["choices"][0]["message"]["content"] == "The answer is 42."
+    assert elapsed >= 0.005 * len(json.dumps(body)) * 0.9  # a pause after every byte
+
+
+def test_echo_key_quotes_the_bearer_token_in_error_bodies_and_completions() -> None:
+    with FakeOpenAIServer(api_key=KEY, echo_key=True) as server:
+        with pytest.raises(openai.AuthenticationError, match="You sent the key sk-wrong-key"):
+            _ask(_client(server, api_key="sk-wrong-key"), "let me in")
+        reply = _ask(_client(server), "hello")
+        log = server.log
+    assert reply.choices[0].message.content == f"You sent the key {KEY}. The answer is 42."
+    assert KEY not in json.dumps([record.to_dict() for record in log])

@@ -12,6 +12,7 @@ import pytest
 from fake_openai import FakeOpenAIServer, Fault
 from scripted_teachers import ScriptedTeachers
 
+from magdi_lightning.cli.errors import UserError
 from magdi_lightning.evaluation.benchmarks import BenchmarkExample, load_toy_questions
 from magdi_lightning.graph import Correctness, ReasoningGraph
 from magdi_lightning.teachers.endpoints import Completion, OpenAIEndpoint, TeacherSpec
@@ -97,7 +98,7 @@ def test_a_bad_key_fails_at_once_without_retries(monkeypatch: pytest.MonkeyPatch
 
 def test_a_missing_key_variable_is_named() -> None:
     spec = TeacherSpec(name="a", model="m", api_key_env="MAGDI_SURELY_UNSET_KEY")
-    with pytest.raises(ValueError, match="MAGDI_SURELY_UNSET_KEY"):
+    with pytest.raises(UserError, match="MAGDI_SURELY_UNSET_KEY"):
         OpenAIEndpoint(spec)
 
 

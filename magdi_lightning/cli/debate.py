@@ -6,6 +6,12 @@
 timestamped run directory so the same command resumes); the run directory holds the
 resolved config (API key *names* only), the log and ``summary.json`` with requests,
 retries, failures by kind, tokens and estimated cost per teacher.
+
+No secret reaches an output: every teacher's key and every variable in ``secret_envs`` is
+scrubbed (:mod:`~magdi_lightning.teachers.secrets`) from all the run writes, prints and
+logs, even when a server echoes the key back. A key the server does not accept, an
+unknown model, an unreachable server or a missing key variable ends the command with a
+one-paragraph message and exit code 2; questions that failed for good, with exit code 3.
 """
 
 from __future__ import annotations
@@ -13,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,30 +27,15 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from magdi_lightning import CONFIG_DIR
+from magdi_lightning.cli.errors import user_errors
 from magdi_lightning.evaluation.benchmarks import load_benchmark
 from magdi_lightning.teachers.endpoints import Endpoint, TeacherSpec, build_endpoint
 from magdi_lightning.teachers.runner import RunSummary, run_protocol
+from magdi_lightning.teachers.secrets import SCRUBBER, scrubbed_logs, secret_from_env
 from magdi_lightning.teachers.teacher import RetryPolicy, Teacher
 from magdi_lightning.tracking import redacted_config, sweep_group, wandb_mode
 
 log = logging.getLogger(__name__)
-
-
-class RedactSecrets(logging.Filter):
-    """Replaces the given secret values in every log message with ``***``: a last line of
-    defence should a library ever log a request header."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if s]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if any(secret in message for secret in self.secrets):
-            for secret in self.secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, None
-        return True
 
 
 def build_teachers(cfg: DictConfig) -> list[Teacher]:
@@ -70,16 +60,21 @@ def build_teachers(cfg: DictConfig) -> list[Teacher]:
 
 
 def run_debate(cfg: DictConfig) -> RunSummary:
-    """Run as ``cfg`` says; return the summary written to summary.json."""
+    """Run as ``cfg`` says, with every secret scrubbed from what it writes, prints and logs;
+    return the summary written to summary.json."""
+    key_envs = [agent.api_key_env for agent in cfg.teachers.agents if agent.get("api_key_env")]
+    for name in [*key_envs, *cfg.secret_envs]:  # known before anything is written
+        secret_from_env(name)
+    with scrubbed_logs():
+        return _run(cfg)
+
+
+def _run(cfg: DictConfig) -> RunSummary:
+    """:func:`run_debate` once the scrubber knows every secret and guards the logs."""
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    secrets = [os.environ.get(agent.api_key_env, "") for agent in cfg.teachers.agents
-               if agent.get("api_key_env")]
-    redactor = RedactSecrets(secrets)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(redactor)
-
+    config = OmegaConf.to_yaml(cfg, resolve=True)
+    (output_dir / "config.yaml").write_text(SCRUBBER.scrub(config))
     loader = OmegaConf.to_container(cfg.questions.loader, resolve=True)
     questions = load_benchmark(cfg.questions.name, limit=cfg.limit, **loader)  # type: ignore[arg-type]
     protocol = instantiate(cfg.protocol, _convert_="all")
@@ -96,10 +91,10 @@ def run_debate(cfg: DictConfig) -> RunSummary:
                 await teacher.endpoint.aclose()
 
     summary = asyncio.run(main())
-    record = {"output": str(cfg.output), **summary.as_dict()}
+    record = SCRUBBER.scrub({"output": str(cfg.output), **summary.as_dict()})
     (output_dir / "summary.json").write_text(json.dumps(record, indent=2) + "\n")
     _log_to_wandb(cfg, output_dir, record)
-    _print_summary(summary, str(cfg.output))
+    _print_summary(record)
     return summary
 
 
@@ -111,14 +106,15 @@ def _log_to_wandb(cfg: DictConfig, output_dir: Path, summary: dict[str, Any]) ->
 
     run = wandb.init(project=cfg.wandb.project, mode=mode, dir=str(output_dir),
                      job_type=cfg.task_name, group=sweep_group(), tags=list(cfg.get("tags") or []),
-                     config=redacted_config(cfg))
+                     config=SCRUBBER.scrub(redacted_config(cfg)))
     try:
         run.summary.update(summary)
     finally:
         run.finish()
 
 
-def _print_summary(summary: RunSummary, output: str) -> None:
+def _print_summary(summary: dict[str, Any]) -> None:
+    """The (scrubbed) summary record as a table and a line on stdout."""
     from rich.console import Console
     from rich.table import Table
 
@@ -126,7 +122,7 @@ def _print_summary(summary: RunSummary, output: str) -> None:
     for column in ("teacher", "requests", "ok", "retries", "gave up", "failures by kind",
                    "tokens in / out", "cost"):
         table.add_column(column)
-    for name, usage in summary.teachers.items():
+    for name, usage in summary["teachers"].items():
         failures = ", ".join(f"{k} {v}" for k, v in usage["failures"].items()) or "-"
         table.add_row(name, str(usage["requests"]), str(usage["succeeded"]),
                       str(usage["retries"]), str(usage["gave_up"]), failures,
@@ -134,17 +130,18 @@ def _print_summary(summary: RunSummary, output: str) -> None:
                       f"{usage['cost']:.4f}")
     console = Console()
     console.print(table)
-    console.print(f"questions {summary.questions}: {summary.already_done} already done, "
-                  f"{summary.written} written, {summary.skipped} skipped, "
-                  f"{len(summary.failed)} failed (rerun to retry them); "
-                  f"{summary.seconds:.1f} s; output {output}", soft_wrap=True)
+    console.print(f"questions {summary['questions']}: {summary['already_done']} already "
+                  f"done, {summary['written']} written, {summary['skipped']} skipped, "
+                  f"{summary['failed']} failed (rerun to retry them); "
+                  f"{summary['seconds']:.1f} s; output {summary['output']}", soft_wrap=True)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="debate")
 def _hydra_main(cfg: DictConfig) -> None:
-    summary = run_debate(cfg)
-    if summary.failed:
-        raise SystemExit(3)
+    with user_errors("magdi-debate"):
+        summary = run_debate(cfg)
+        if summary.failed:
+            raise SystemExit(3)
 
 
 def main() -> None:

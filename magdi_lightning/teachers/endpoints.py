@@ -8,16 +8,20 @@ done here but by :class:`~magdi_lightning.teachers.teacher.Teacher`, the same wa
 every backend.
 
 The API key is read from the environment variable a teacher's config names, at the
-moment the client is built; the key itself never enters a config, a log or an output.
+moment the client is built, and handed to the run's scrubber
+(:mod:`~magdi_lightning.teachers.secrets`) as it is read; the key itself never enters a
+config, a log or an output.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from magdi_lightning.cli.errors import UserError
+from magdi_lightning.teachers.secrets import secret_from_env
 
 __all__ = [
     "BACKENDS",
@@ -39,7 +43,10 @@ class TeacherSpec:
     """One teacher (an agent of a discussion): its model, where it runs, how it speaks.
 
     ``api_key_env`` names the environment variable holding the key (``None``: no key,
-    e.g. a local vLLM). Prices are per million tokens and only feed the cost estimate.
+    e.g. a local vLLM). ``timeout`` is the seconds one request may take as a whole, from
+    connecting to the last byte of the response (a server that trickles its reply is cut
+    off like one that never answers). Prices are per million tokens and only feed the cost
+    estimate.
     """
 
     name: str
@@ -92,7 +99,10 @@ class OpenAIEndpoint:
     """Chat completions from any OpenAI-compatible server through the ``openai`` package.
 
     The client's own retries are off (``max_retries=0``): retries, with backoff and
-    jitter, and their accounting belong to the caller, so every attempt is counted.
+    jitter, and their accounting belong to the caller, so every attempt is counted. The
+    client's timeout (httpx's) applies to each phase and to each read on its own, so a
+    server sending a byte a second would never trip it; ``spec.timeout`` is therefore also
+    a deadline on the whole call, which cancels it and raises :class:`asyncio.TimeoutError`.
     """
 
     def __init__(self, spec: TeacherSpec) -> None:
@@ -100,19 +110,22 @@ class OpenAIEndpoint:
 
         key = None
         if spec.api_key_env:
-            key = os.environ.get(spec.api_key_env)
+            key = secret_from_env(spec.api_key_env)
             if not key:
-                raise ValueError(f"teacher {spec.name!r}: environment variable "
-                                 f"{spec.api_key_env} (its API key) is not set")
+                raise UserError(f"teacher {spec.name!r}: the environment variable "
+                                f"{spec.api_key_env}, which should hold its API key, is not "
+                                "set; export it, or set the teacher's api_key_env to null "
+                                "for a server that needs no key")
         self.model = spec.model
+        self.timeout = spec.timeout
         self._client = AsyncOpenAI(base_url=spec.base_url, api_key=key or "no-key",
                                    max_retries=0, timeout=spec.timeout)
 
     async def complete(self, messages: Messages, *, temperature: float,
                        max_tokens: int) -> Completion:
-        response = await self._client.chat.completions.create(
+        response = await asyncio.wait_for(self._client.chat.completions.create(
             model=self.model, messages=messages,  # type: ignore[arg-type]
-            temperature=temperature, max_tokens=max_tokens)
+            temperature=temperature, max_tokens=max_tokens), self.timeout)
         if not response.choices:
             raise ValueError("the response has no choices")
         choice = response.choices[0]

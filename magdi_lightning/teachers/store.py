@@ -9,7 +9,9 @@ dropped or overwritten. The ids already in the file are the questions a rerun sk
 
 Questions that finish without a record (a filter left nothing to keep) go to a sidecar
 file ``<output>.skipped.jsonl`` kept the same way, so a rerun skips them too. An
-exclusive lock on the output stops two runs from appending to the same file.
+exclusive lock on the output stops two runs from appending to the same file. Every record
+is scrubbed of secrets (:mod:`~magdi_lightning.teachers.secrets`) as it is written: a
+completion may repeat the API key it was sent with.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from magdi_lightning.graph import GraphValidationError
+from magdi_lightning.teachers.secrets import SCRUBBER
 
 __all__ = ["ResultStore"]
 
@@ -75,7 +78,8 @@ class ResultStore:
         record_id = record["id"]
         if record_id in self.done:
             raise ValueError(f"{self.path}: {record_id!r} is already finished")
-        handle.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
+        line = json.dumps(SCRUBBER.scrub(record), ensure_ascii=False)
+        handle.write(line.encode("utf-8") + b"\n")
         handle.flush()
         os.fsync(handle.fileno())
         self.done.add(record_id)

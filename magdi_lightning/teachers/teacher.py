@@ -4,7 +4,10 @@ Teacher calls are the expensive part of distillation, so a transient failure (ra
 limit, server error, timeout, dropped connection, a response cut off mid-JSON) is
 retried with exponential backoff and full jitter, and every attempt is counted by kind;
 an error that retrying cannot fix (a bad key, an unknown model, a malformed request)
-stops the run at once instead of burning the retry budget on every question.
+stops the run at once instead of burning the retry budget on every question, and so does
+a server that refused every connection before it ever answered (a wrong ``base_url``, a
+server that is not running). Those end the command as a :class:`TeacherConfigError`: a
+one-paragraph message naming the teacher, its endpoint and what to check, not a traceback.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from magdi_lightning.cli.errors import UserError
 from magdi_lightning.teachers.endpoints import Completion, Endpoint, Messages, TeacherSpec
+from magdi_lightning.teachers.secrets import SCRUBBER
 
-__all__ = ["FATAL", "RetryPolicy", "Teacher", "TeacherFailure", "Usage", "classify"]
+__all__ = ["FATAL", "RetryPolicy", "Teacher", "TeacherConfigError", "TeacherFailure", "Usage",
+           "classify"]
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +75,24 @@ class Usage:
 
 
 class TeacherFailure(RuntimeError):
-    """A request that failed for good: every attempt failed, or a fatal error."""
+    """A request that failed for good: every attempt failed, or a fatal error.
+
+    The message is scrubbed of secrets: it quotes the server's error, which may quote the
+    key, and it ends up in the summary, the log and on stderr.
+    """
 
     def __init__(self, teacher: str, kind: str, message: str) -> None:
         self.teacher, self.kind = teacher, kind
-        super().__init__(f"teacher {teacher!r}: {kind}: {message}")
+        super().__init__(SCRUBBER.scrub(f"teacher {teacher!r}: {kind}: {message}"))
+
+
+class TeacherConfigError(TeacherFailure, UserError):
+    """A fatal failure the user fixes in the config or the environment (a key the server
+    does not accept, an unknown model or URL, a server that cannot be reached): reported
+    as a user error, one paragraph and exit code 2."""
+
+    def __init__(self, teacher: str, message: str) -> None:
+        super().__init__(teacher, FATAL, message)
 
 
 def classify(error: BaseException) -> str:
@@ -134,10 +153,17 @@ class Teacher:
             except Exception as error:  # every endpoint error is classified below
                 kind = classify(error)
                 self.usage.failures[kind] += 1
+                last = attempt + 1 == self.policy.max_attempts
+                if last and kind != FATAL:
+                    self.usage.gave_up += 1
+                # The endpoint's exception is dropped from a config error's traceback (its
+                # body may quote the key; the message holds its scrubbed description) and
+                # kept for any other failure, as the traceback a bug needs.
+                if config_error := self._config_error(kind, error, last, attempt + 1):
+                    raise config_error from None
                 if kind == FATAL:
                     raise TeacherFailure(self.name, kind, _describe(error)) from error
-                if attempt + 1 == self.policy.max_attempts:
-                    self.usage.gave_up += 1
+                if last:
                     raise TeacherFailure(self.name, kind, f"gave up after {attempt + 1} "
                                          f"attempts: {_describe(error)}") from error
                 self.usage.retries += 1
@@ -152,6 +178,39 @@ class Teacher:
                                               completion.completion_tokens)
             return completion
         raise AssertionError("unreachable: the loop returns or raises")
+
+    def _config_error(self, kind: str, error: BaseException, last: bool,
+                      attempts: int) -> TeacherConfigError | None:
+        """The user error behind a failure, if the config or environment is to blame: an HTTP
+        4xx that retrying cannot fix, or a last refused connection of a teacher that never
+        answered this run (a server that answered once is up, and only dropped one)."""
+        import openai
+
+        spec = self.spec
+        where = f"model {spec.model!r} at {spec.base_url or 'the OpenAI API'}"
+        if kind == FATAL and isinstance(error, openai.APIStatusError):
+            status = error.status_code
+            if status in (401, 403):
+                what = "the server did not accept the API key"
+                fix = (f"check that the environment variable {spec.api_key_env} holds a "
+                       "valid key for this server" if spec.api_key_env else
+                       "the teacher sends no key (its api_key_env is null); set api_key_env "
+                       "to the environment variable that holds one")
+            elif status == 404:
+                what = "the server knows no such model or URL"
+                fix = ("check the teacher's model and base_url (an OpenAI-compatible "
+                       "base_url usually ends in /v1)")
+            else:
+                what = "the server refused the request"
+                fix = "check the teacher's settings (model, max_tokens, temperature)"
+            return TeacherConfigError(self.name, f"{where}: {what} (HTTP {status}, "
+                                      f"{_describe(error)}); {fix}")
+        if kind == "connection" and last and not self.usage.succeeded:
+            return TeacherConfigError(self.name, f"{where}: could not connect in {attempts} "
+                                      f"attempts and never answered ({_describe(error)}); "
+                                      "check the teacher's base_url and that the server is "
+                                      "running")
+        return None
 
 
 def _retry_after(error: BaseException) -> float:
