@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from magdi_lightning.io import write_lines_atomically
+from magdi_lightning.io import json_line, write_lines_atomically
 
 __all__ = [
     "TASK_FAMILIES",
@@ -29,7 +29,10 @@ __all__ = [
     "GraphValidationError",
     "Node",
     "ReasoningGraph",
+    "parse_json",
     "read_graphs",
+    "read_jsonl",
+    "read_text",
     "write_graphs",
 ]
 
@@ -168,6 +171,11 @@ class ReasoningGraph:
                      f"{edge.target!r} (round {rounds[edge.target]}); set allow_backward_edges "
                      "if this is intended")
         _require(len(set(self.edges)) == len(self.edges), "edges", "duplicate edge")
+        if not self.allow_backward_edges:
+            cycle = _edge_on_a_cycle(self.edges)
+            _require(cycle is None, f"edges[{cycle}]", "the edges form a cycle inside one round "
+                     "(a response cannot have been written after seeing itself); set "
+                     "allow_backward_edges if this is intended")
         for name in ("id", "question", "gold_answer"):
             _require(_encodable(getattr(self, name)), name, "contains a lone UTF-16 surrogate")
         for i, node in enumerate(self.nodes):
@@ -287,6 +295,84 @@ def _edge_from_json(record: Any, i: int) -> Edge:
     return Edge(source=record[0], target=record[1])
 
 
+def _edge_on_a_cycle(edges: list[Edge]) -> int | None:
+    """The index of an edge that lies on a directed cycle, or None (Kahn's algorithm)."""
+    targets: dict[str, list[str]] = {}
+    incoming: dict[str, int] = {}
+    for edge in edges:
+        targets.setdefault(edge.source, []).append(edge.target)
+        incoming[edge.target] = incoming.get(edge.target, 0) + 1
+        incoming.setdefault(edge.source, 0)
+    ready = [node for node, count in incoming.items() if count == 0]
+    while ready:
+        for target in targets.get(ready.pop(), []):
+            incoming[target] -= 1
+            if incoming[target] == 0:
+                ready.append(target)
+    return next((i for i, edge in enumerate(edges)
+                 if incoming[edge.source] > 0 and incoming[edge.target] > 0), None)
+
+
+# -------------------------------------------------------------------- JSON reading
+# The one JSON reader of every input (graph files, importers' sources, magdi-score's
+# predictions): UTF-8 with an optional BOM, duplicate keys rejected (the last one would
+# silently win), parser limits and syntax errors reported with file and line.
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """A whole file as text (UTF-8, a leading BOM dropped), or a located error."""
+    file = os.fspath(path)
+    with open(file, "rb") as handle:
+        data = handle.read()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise GraphValidationError(f"not UTF-8 text: {err.reason} at byte {err.start}",
+                                   file=file) from None
+
+
+def parse_json(text: str, file: str, line: int | None = None) -> Any:
+    """The JSON value of ``text`` (from ``file``, at ``line``), or a located error."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as err:
+        where = f"line {err.lineno} " if line is None else ""  # else: the line is ``line``
+        where += f"column {err.colno}"
+        detail = f"invalid JSON: {err.msg} ({where})"
+    except _DuplicateKey as err:
+        detail = f"invalid JSON: duplicate key {str(err)[:60]!r} in one object"
+    except (RecursionError, ValueError) as err:  # nesting too deep; integer too long
+        detail = f"invalid JSON: {type(err).__name__}: {str(err)[:200]}"
+    raise GraphValidationError(detail, file=file, line=line)
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for each non-blank line of a JSONL file, streaming."""
+    file = os.fspath(path)
+    with open(file, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                raise GraphValidationError(f"not UTF-8: {err.reason} at byte {err.start}",
+                                           file=file, line=line_no) from None
+            if line.strip():
+                yield line_no, parse_json(line, file, line_no)
+
+
+class _DuplicateKey(Exception):
+    """Raised inside the JSON decoder: a repeated key would silently drop a value."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in record:
+            raise _DuplicateKey(key)
+        record[key] = value
+    return record
+
+
 # -------------------------------------------------------------------- JSONL I/O
 def read_graphs(path: str | os.PathLike[str]) -> Iterator[ReasoningGraph]:
     """Yield the graphs of a JSONL file, one per non-blank line, validating each.
@@ -296,40 +382,17 @@ def read_graphs(path: str | os.PathLike[str]) -> Iterator[ReasoningGraph]:
     """
     file = os.fspath(path)
     seen: dict[str, int] = {}
-    with open(file, "rb") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            record = _parse_line(raw, file, line_no)
-            if record is None:
-                continue
-            try:
-                graph = ReasoningGraph.from_dict(record)
-            except GraphValidationError as err:
-                raise err.located(file=file, line=line_no) from None
-            if graph.id in seen:
-                raise GraphValidationError(
-                    f"duplicate graph id {graph.id!r} (first on line {seen[graph.id]})",
-                    file=file, line=line_no, field="id")
-            seen[graph.id] = line_no
-            yield graph
-
-
-def _parse_line(raw: bytes, file: str, line_no: int) -> Any:
-    """The JSON value of one line (None for a blank line), or a located error."""
-    try:
-        line = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise GraphValidationError(f"not UTF-8: {err.reason} at byte {err.start}",
-                                   file=file, line=line_no) from None
-    if not line.strip():
-        return None
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as err:
-        raise GraphValidationError(f"invalid JSON: {err.msg} (column {err.colno})",
-                                   file=file, line=line_no) from None
-    except (RecursionError, ValueError) as err:  # nesting or integer size beyond limits
-        raise GraphValidationError(f"JSON beyond parser limits: {type(err).__name__}",
-                                   file=file, line=line_no) from None
+    for line_no, record in read_jsonl(file):
+        try:
+            graph = ReasoningGraph.from_dict(record)
+        except GraphValidationError as err:
+            raise err.located(file=file, line=line_no) from None
+        if graph.id in seen:
+            raise GraphValidationError(
+                f"duplicate graph id {graph.id!r} (first on line {seen[graph.id]})",
+                file=file, line=line_no, field="id")
+        seen[graph.id] = line_no
+        yield graph
 
 
 def write_graphs(path: str | os.PathLike[str], graphs: Iterable[ReasoningGraph]) -> int:
@@ -338,5 +401,4 @@ def write_graphs(path: str | os.PathLike[str], graphs: Iterable[ReasoningGraph])
     The file appears complete or not at all (see :func:`write_lines_atomically`): an
     error midway leaves an existing ``path`` untouched.
     """
-    return write_lines_atomically(
-        path, (json.dumps(graph.to_dict(), ensure_ascii=False) for graph in graphs))
+    return write_lines_atomically(path, (json_line(graph.to_dict()) for graph in graphs))

@@ -50,13 +50,14 @@ import io
 import json
 import math
 import os
-import tempfile
 import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean, stdev
 from typing import TYPE_CHECKING, Any
+
+from magdi_lightning.io import write_bytes_atomically
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -614,26 +615,4 @@ def write_report(report: Report, out_dir: Path, plot_metric: str | None = None) 
         "report.png": render_png(report, plot_metric or report.metrics[0]),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [write_atomically(out_dir / name, data) for name, data in contents.items()]
-
-
-def write_atomically(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` whole or not at all; returns ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from others
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return [write_bytes_atomically(out_dir / name, data) for name, data in contents.items()]

@@ -164,6 +164,7 @@ ERROR_TYPES = (
 _SANDBOX_UID = 65534  # "nobody": used when the worker runs as root
 _PROGRAM_FILENAME = "<program>"
 _MESSAGE_CHARS = 2_000
+_MAX_RESULT_BITS = 10_000  # about 3,000 decimal digits
 _WORKER_START_SECONDS = 120.0
 _WORKER_GRACE_SECONDS = 15.0  # beyond wall_seconds before the parent gives up on a worker
 _CLONE_NEWUSER = 0x10000000
@@ -320,9 +321,11 @@ class _Worker:
     def kill(self) -> None:
         """Stop the worker and remove the directory of the program it was running.
 
-        The program's child dies with its worker (``PR_SET_PDEATHSIG``).
+        The worker's whole process group goes (in kernel mode: bubblewrap, its container
+        and the worker inside); the program's child dies with its worker
+        (``PR_SET_PDEATHSIG``).
         """
-        self.proc.kill()
+        _kill_group(self.proc.pid)
         self.proc.wait()
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
@@ -732,7 +735,7 @@ def _collect(
 
 
 def _kill_group(pid: int) -> None:
-    """SIGKILL the child and its process group (whatever it left behind)."""
+    """SIGKILL a process and its process group (whatever it left behind)."""
     for kill, target in ((os.killpg, pid), (os.kill, pid)):
         try:
             kill(target, signal.SIGKILL)
@@ -1090,8 +1093,12 @@ def _jsonable(value: Any, max_chars: int) -> Any:
         if not isinstance(value, (int, float)):
             return repr(value)[:max_chars]
     if isinstance(value, int):
-        # json.dumps of an int beyond sys.get_int_max_str_digits() digits would fail.
-        return int(value) if value.bit_length() <= 10_000 else f"<int of {value.bit_length()} bits>"
+        # json.dumps of an int beyond sys.get_int_max_str_digits() digits would fail, and a
+        # stand-in text would be scored as whatever number it contains.
+        if value.bit_length() > _MAX_RESULT_BITS:
+            raise OverflowError(f"the result is an integer of {value.bit_length()} bits, more "
+                                f"than the {_MAX_RESULT_BITS} a result may have")
+        return int(value)
     return float(value) if math.isfinite(value) else repr(float(value))
 
 

@@ -136,7 +136,13 @@ def worker_command(script: str, bwrap: str | None = None) -> list[str]:
             f"or set {SANDBOX_MODE_ENV}=weak to run programs with seccomp and rlimits only "
             "(files then guarded by Python-level checks, which a hostile program can bypass)")
     root = os.geteuid() == 0
-    args = [bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net",
+    # No --die-with-parent: its PR_SET_PDEATHSIG fires when the *thread* that started the
+    # worker ends, which would kill a pool shared across threads. A worker ends when its
+    # stdin closes (so when the parent process dies), and the pool kills a container as
+    # one process group. No --new-session either: the pool starts bubblewrap in a session
+    # of its own, without a controlling terminal, and the container must stay in that
+    # process group.
+    args = [bwrap, "--unshare-pid", "--unshare-net",
             "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--cap-drop", "ALL"]
     if root:  # no user namespace: the worker drops each child to nobody itself
         args += [item for cap in ROOT_WORKER_CAPABILITIES for item in ("--cap-add", cap)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import shutil
 import statistics
 import subprocess
@@ -384,21 +383,6 @@ def test_failed_rendering_leaves_the_previous_report_untouched(
     with pytest.raises(RuntimeError):
         write_report(build_report(*collect_runs([str(sweep)]), metrics=["all"]), out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-
-
-def test_atomic_write_leaves_no_temporary_file_on_failure(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    target = tmp_path / "report.md"
-    target.write_text("old")
-
-    def failing_replace(*_: object) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
-        reporting.write_atomically(target, b"new")
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
 
 
 def test_magdi_report_console_script(sweep: Path, tmp_path: Path) -> None:

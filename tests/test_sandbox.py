@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -162,6 +163,14 @@ def test_values_are_json_safe(pool: SandboxPool) -> None:
     json.dumps([asdict(result) for result in pool.run(codes)], allow_nan=False)
 
 
+def test_a_huge_integer_result_is_an_error_not_a_stand_in_text(pool: SandboxPool) -> None:
+    """A stand-in such as "<int of 20001 bits>" would be scored as the number 20001."""
+    huge, large = pool.run(["ans = 2**20000", "ans = 10**2000"])
+    assert (huge.ok, huge.error_type, huge.value) == (False, "runtime", None)
+    assert "integer of 20001 bits" in huge.message
+    assert large.value == 10**2000
+
+
 def test_working_directory_is_private_writable_and_removed(
     pool: SandboxPool, sandbox_tmp: Path
 ) -> None:
@@ -235,6 +244,17 @@ def test_module_level_api() -> None:
     assert [result.value for result in results] == list(range(6))
 
 
+def test_a_pool_started_by_a_thread_outlives_it() -> None:
+    """Worker processes must not be tied to the thread that started them."""
+    pools: list[SandboxPool] = []
+    starter = threading.Thread(target=lambda: pools.append(SandboxPool(workers=1)))
+    starter.start()
+    starter.join()
+    with pools[0] as pool:
+        time.sleep(0.5)
+        assert pool.run(["ans = 5"])[0].value == 5
+
+
 def test_limits_are_validated() -> None:
     with pytest.raises(ValueError, match="wall_seconds"):
         SandboxLimits(wall_seconds=0)
@@ -246,7 +266,7 @@ def test_a_killed_worker_is_replaced(pool: SandboxPool) -> None:
     victim = pool.worker_pids[0]
     code = "import time\ntime.sleep(30)"
     limits = SandboxLimits(wall_seconds=30, cpu_seconds=1)
-    Timer(0.5, os.kill, (victim, 9)).start()
+    Timer(0.5, os.killpg, (victim, 9)).start()  # the worker and, in kernel mode, its container
     result = pool.run([code], limits)[0]
     assert (result.error_type, result.message) == ("crashed", "sandbox worker died")
     assert victim not in pool.worker_pids

@@ -15,7 +15,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 
-from magdi_lightning.graph import TASK_FAMILIES, ReasoningGraph, write_graphs
+from magdi_lightning.graph import TASK_FAMILIES, GraphValidationError, ReasoningGraph, write_graphs
 from magdi_lightning.sources import IMPORTERS, import_graphs
 
 __all__ = ["main"]
@@ -35,7 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = _options(args.option)
         if args.task is not None:
             options["task"] = args.task
-        write_graphs(args.output, tally.count(import_graphs(args.format, args.input, **options)))
+        graphs = import_graphs(args.format, args.input, **options)
+        write_graphs(args.output, tally.count(graphs, source=args.input))
     except (ValueError, OSError) as err:  # GraphValidationError is a ValueError
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
@@ -73,13 +74,18 @@ class _Tally:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
 
-    def count(self, graphs: Iterable[ReasoningGraph]) -> Iterator[ReasoningGraph]:
+    def count(self, graphs: Iterable[ReasoningGraph], source: str) -> Iterator[ReasoningGraph]:
+        """Pass ``graphs`` through, counting; none at all is an error (raised before the
+        writer replaces an existing output, which an empty input must not wipe)."""
         for graph in graphs:
             self.counts["graphs"] += 1
             self.counts["nodes"] += len(graph.nodes)
             self.counts["edges"] += len(graph.edges)
             self.counts.update(node.correctness.value for node in graph.nodes)
             yield graph
+        if not self.counts["graphs"]:
+            raise GraphValidationError("no graphs in the input (is it empty?); nothing written",
+                                       file=source)
 
     def summary(self) -> str:
         c = self.counts

@@ -14,7 +14,6 @@ first item, a dict its first value), the most frequent reading of a list of prog
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,8 @@ from magdi_lightning.evaluation.answers import answers_match, extract_answer
 from magdi_lightning.evaluation.metrics import Accuracy, accuracy
 from magdi_lightning.evaluation.pot import READINGS, programs_of
 from magdi_lightning.evaluation.pot import read_records as read_pot_records
-from magdi_lightning.graph import GraphValidationError
-from magdi_lightning.io import write_lines_atomically
+from magdi_lightning.graph import GraphValidationError, read_jsonl
+from magdi_lightning.io import json_line, write_lines_atomically
 
 __all__ = ["TASKS", "main", "score_records"]
 
@@ -35,20 +34,13 @@ TASKS = {"numeric": "numeric", "math": "math", "mc": "multiple_choice", "yesno":
 
 def read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """Each JSON object of a JSONL file with its line number; errors name file and line."""
-    records = []
-    with path.open("rb") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError, RecursionError) as err:
-                raise GraphValidationError(f"not a JSON line ({type(err).__name__})",
-                                           file=str(path), line=line_no) from None
-            if not isinstance(record, dict):
-                raise GraphValidationError("a record must be a JSON object", file=str(path),
-                                           line=line_no)
-            records.append((line_no, record))
+    records = list(read_jsonl(path))
+    for line_no, record in records:
+        if not isinstance(record, dict):
+            raise GraphValidationError("a record must be a JSON object", file=str(path),
+                                       line=line_no)
+    if not records:
+        raise GraphValidationError("no records: the file is empty", file=str(path))
     return records
 
 
@@ -137,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         records = read_records(args.input)
         scored, result = score_records(records, args.task, str(args.input), args.output_field,
                                        args.gold_field, args.choices_field, args.pot_script)
-        write_lines_atomically(args.output,
-                               (json.dumps(r, ensure_ascii=False) for r in scored))
+        write_lines_atomically(args.output, (json_line(r) for r in scored))
     except (GraphValidationError, OSError) as err:
         print(f"magdi-score: error: {err}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import re
+from collections import Counter
 from functools import cached_property
 from itertools import islice, product
 from pathlib import Path
@@ -36,7 +37,13 @@ from magdi_lightning.data.pair_rows import (
 from magdi_lightning.data.responses import ResponseText
 from magdi_lightning.data.tokenization import PromptFormatter
 from magdi_lightning.evaluation.benchmarks import BenchmarkExample
-from magdi_lightning.graph import Correctness, ReasoningGraph, read_graphs, write_graphs
+from magdi_lightning.graph import (
+    Correctness,
+    GraphValidationError,
+    ReasoningGraph,
+    read_graphs,
+    write_graphs,
+)
 from magdi_lightning.losses import IGNORE_INDEX
 
 __all__ = ["BATCH_UNITS", "GraphDataModule", "MAGDataModule", "graph_example",
@@ -202,6 +209,7 @@ class MAGDataModule(L.LightningDataModule):
             return
         self.prepare_data()
         self.graph_list = list(islice(read_graphs(self.source_path), self.max_graphs))
+        _check_labels(self.graph_list, str(self.source_path))
         self.splits = split_by_question(self.graph_list, self.val_fraction, self.test_fraction,
                                         self.split_seed)
         self.examples = self.build_examples()
@@ -380,3 +388,17 @@ def graph_example(graph: ReasoningGraph, input_ids: list[torch.Tensor],
         pairs=pairs.contiguous(),
         node_uids=torch.arange(first_uid, first_uid + len(graph.nodes), dtype=torch.long),
     )
+
+
+def _check_labels(graphs: list[ReasoningGraph], source: str) -> None:
+    """No graphs is an error; graphs without both labels train some losses on nothing."""
+    if not graphs:
+        raise GraphValidationError("no graphs to train on (the file is empty)", file=source)
+    labels = Counter(node.correctness for graph in graphs for node in graph.nodes)
+    correct, incorrect = labels[Correctness.CORRECT], labels[Correctness.INCORRECT]
+    if not correct or not incorrect:
+        log.warning(
+            "%s: %d nodes labelled correct, %d incorrect, %d unknown: the losses that need "
+            "both labels (MAGDi's margin ranking and node classification) cannot train%s",
+            source, correct, incorrect, labels[Correctness.UNKNOWN],
+            "" if correct else ", nor anything that trains on correct responses only")

@@ -17,12 +17,13 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from statistics import fmean
 from typing import TYPE_CHECKING, Any
+
+from magdi_lightning.io import atomic_file
 
 # Type-only imports: Prediction's module loads torch and transformers (seconds), which
 # reporting on saved results never needs.
@@ -307,17 +308,9 @@ def _figure(width: float) -> Figure:
 
 def _save(figure: Figure, path: str | os.PathLike[str]) -> Path:
     """Write ``figure`` as a PNG atomically (a crash never leaves half an image)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            figure.savefig(handle, format="png", dpi=_PNG_DPI)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    with atomic_file(path, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=_PNG_DPI)
+    return Path(path)
 
 
 # ------------------------------------------------------------------------- wandb

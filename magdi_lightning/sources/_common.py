@@ -9,13 +9,19 @@ The helpers here make that the easy path.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from typing import Any
 
 from magdi_lightning.evaluation.answers import answers_match, extract_answer, infer_task
-from magdi_lightning.graph import TASK_FAMILIES, Correctness, GraphValidationError, ReasoningGraph
+from magdi_lightning.graph import (
+    TASK_FAMILIES,
+    Correctness,
+    GraphValidationError,
+    ReasoningGraph,
+    parse_json,
+    read_text,
+)
 
 _PREVIEW_CHARS = 40
 
@@ -40,7 +46,7 @@ class Where:
 def load_json(path: str | os.PathLike[str]) -> Any:
     """Parse a whole JSON file; any decoding problem becomes a located error."""
     file = os.fspath(path)
-    return _parse(_read_text(file), file, None)
+    return parse_json(read_text(file), file)
 
 
 def load_records(path: str | os.PathLike[str]) -> list[tuple[Where, Any]]:
@@ -50,15 +56,15 @@ def load_records(path: str | os.PathLike[str]) -> list[tuple[Where, Any]]:
     read as JSONL, one record per non-blank line (blank lines are skipped).
     """
     file = os.fspath(path)
-    text = _read_text(file)
+    text = read_text(file)
     if text.lstrip().startswith("["):
-        records = _parse(text, file, None)
+        records = parse_json(text, file)
         return [(Where(file, f"record {i}"), record) for i, record in enumerate(records)]
     located = []
     for line_no, line in enumerate(text.split("\n"), start=1):
         if line.strip():
             where = Where(file, f"record {len(located)}", line_no)
-            located.append((where, _parse(line, file, line_no)))
+            located.append((where, parse_json(line, file, line_no)))
     return located
 
 
@@ -137,38 +143,3 @@ def build_graph(where: Where, **fields: Any) -> ReasoningGraph:
         return ReasoningGraph(**fields)
     except GraphValidationError as err:
         raise where.error(err.reason, err.field) from None
-
-
-def _read_text(file: str) -> str:
-    with open(file, "rb") as handle:
-        data = handle.read()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise GraphValidationError(f"not UTF-8 text: {err.reason} at byte {err.start}",
-                                   file=file) from None
-
-
-def _parse(text: str, file: str, line: int | None) -> Any:
-    try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
-    except json.JSONDecodeError as err:
-        detail = f"invalid JSON: {err.msg} (line {err.lineno} column {err.colno})"
-    except _DuplicateKey as err:
-        detail = f"invalid JSON: duplicate key {preview(str(err))} in one object"
-    except (RecursionError, ValueError) as err:  # nesting too deep; integer too long
-        detail = f"invalid JSON: {type(err).__name__}: {str(err)[:200]}"
-    raise GraphValidationError(detail, file=file, line=line)
-
-
-class _DuplicateKey(Exception):
-    """Raised inside the JSON decoder: a repeated key would silently drop a record."""
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    record: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in record:
-            raise _DuplicateKey(key)
-        record[key] = value
-    return record
