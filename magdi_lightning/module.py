@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from magdi_lightning.data.batch import CORRECT, GraphBatch
+from magdi_lightning.data.datamodule import GraphDataModule
 from magdi_lightning.data.pair_rows import PairRowBatch, left_pad
 from magdi_lightning.losses import (
     IGNORE_INDEX,
@@ -45,7 +46,9 @@ from magdi_lightning.student_module import StudentModule
 
 __all__ = ["DistillationModule"]
 
-MODES = ("end_to_end", "reference")
+#: The modes, and the ``data.batch_unit`` each trains on.
+MODE_BATCH_UNITS = {"end_to_end": "graphs", "reference": "pair_rows"}
+MODES = tuple(MODE_BATCH_UNITS)
 #: The reference drops rows whose negative has at most this many tokens from MR (its
 #: "NA" padding negative), unless every row of the batch has such a negative.
 REFERENCE_PADDING_NEGATIVE_TOKENS = 5
@@ -63,6 +66,12 @@ class DistillationModule(StudentModule):
     so ``method=sft`` (NT alone) carries no unused parameters. ``optimizer``,
     ``scheduler`` and ``student_config`` are as in :class:`StudentModule`.
     """
+
+    datamodule_class = GraphDataModule
+    #: The losses ``loss_weights`` weighs (a config naming another is refused).
+    LOSSES = ("nt", "nc", "mr")
+    #: What :mod:`magdi_lightning.config_checks` pairs ``method.mode`` with.
+    MODE_BATCH_UNITS = MODE_BATCH_UNITS
 
     def __init__(
         self,
@@ -233,7 +242,8 @@ class DistillationModule(StudentModule):
 
     def on_fit_start(self) -> None:
         datamodule = self.trainer.datamodule
-        if self.mode == "reference" and getattr(datamodule, "batch_unit", None) != "pair_rows":
+        if (self.mode == "reference"
+                and getattr(datamodule, "batch_unit", None) != MODE_BATCH_UNITS["reference"]):
             raise ValueError("mode=reference trains on the reference's pair rows; set "
                              "data.batch_unit=pair_rows (method=magdi_reference does)")
         if self.mode == "reference" and self.graph_encoder is not None \

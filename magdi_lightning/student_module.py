@@ -4,7 +4,7 @@ checkpoint."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
@@ -23,8 +23,12 @@ class StudentModule(L.LightningModule):
     schedule spans the trainer's estimated steps). ``student_config`` (the keywords the
     student was built with) is only stored in the checkpoint's hyper-parameters, so
     :func:`~magdi_lightning.models.student.load_student_from_checkpoint` can rebuild the
-    student from a ``.ckpt`` alone. Subclasses call ``save_hyperparameters`` themselves.
+    student from a ``.ckpt`` alone. Subclasses call ``save_hyperparameters`` themselves,
+    and name in ``datamodule_class`` the data module whose batches their steps take (so a
+    config pairing a method with data it cannot read fails when composed, not at step 1).
     """
+
+    datamodule_class: ClassVar[type[L.LightningDataModule]]
 
     def __init__(self, student: Student, optimizer: dict[str, Any] | None = None,
                  scheduler: dict[str, Any] | None = None) -> None:

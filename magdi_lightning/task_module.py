@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from magdi_lightning.data.task_datamodule import TaskBatch
+from magdi_lightning.data.task_datamodule import TaskBatch, TaskDataModule
 from magdi_lightning.models.student import Student
 from magdi_lightning.student_module import StudentModule
 
@@ -35,6 +35,8 @@ class TaskDistillationModule(StudentModule):
     ``token_mean`` (see the module docstring). ``optimizer``, ``scheduler`` and
     ``student_config`` are as in :class:`~magdi_lightning.student_module.StudentModule`.
     """
+
+    datamodule_class = TaskDataModule
 
     def __init__(self, student: Student, task_weights: dict[str, float] | None = None,
                  default_weight: float = 1.0, optimizer: dict[str, Any] | None = None,

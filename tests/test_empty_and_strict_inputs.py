@@ -66,7 +66,8 @@ def test_graph_files_with_a_bom_are_read(tmp_path: Path) -> None:
 def test_duplicate_keys_are_rejected_by_every_reader(tmp_path: Path, reader: str) -> None:
     path = tmp_path / "input.jsonl"
     path.write_text('{"id": "g", "id": "h", "output": "1", "gold": 1}\n')
-    with pytest.raises(GraphValidationError, match=r"input.jsonl:1: invalid JSON: duplicate key 'id'"):
+    duplicate = r"input.jsonl:1: invalid JSON: duplicate key 'id'"
+    with pytest.raises(GraphValidationError, match=duplicate):
         if reader == "graphs":
             list(read_graphs(path))
         elif reader == "importer":

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from omegaconf import DictConfig
 
 #: Held-out accuracy gain over the untrained student the issue asks of each method.
 LEARNING_THRESHOLD = 0.20
@@ -135,3 +136,46 @@ def test_siked_learns_on_the_toy_strategies_and_alpha_falls(tmp_path: Path) -> N
     assert max(r["accuracy"] for r in rows) - untrained >= LEARNING_THRESHOLD
     alphas = [r["alpha"] for r in rows]
     assert alphas[0] == 1.0 and all(b < a for a, b in itertools.pairwise(alphas))
+
+
+def test_a_siked_run_takes_the_run_lock_and_record(tmp_path: Path) -> None:
+    """A second magdi-siked in the directory of one still running refuses, saying so; the
+    record is ``magdi-train``'s: running while alive, the same wandb run when resumed,
+    finished at the end. (The second run and the resume run in-process, to save two
+    interpreter starts.)"""
+    from hydra import compose, initialize_config_dir
+
+    from magdi_lightning import CONFIG_DIR
+    from magdi_lightning.cli.siked import run_siked
+    from magdi_lightning.runs import ResumeError, RunLock, RunRecord
+
+    def config(*overrides: str) -> DictConfig:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return compose(config_name="siked", overrides=[
+                *SMALL_SIKED, "iterations=1", "steps.first=2", "evaluate.max_questions=2",
+                "evaluate.max_new_tokens=8", *overrides])
+
+    run_dir = tmp_path / "outputs" / "siked_shared"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "magdi_lightning.cli.siked", *SMALL_SIKED, "steps.first=100000",
+         f"hydra.run.dir={run_dir}"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while RunRecord.read(run_dir) is None:
+            assert first.poll() is None and time.monotonic() < deadline, "no run record"
+            time.sleep(0.2)
+        with pytest.raises(ResumeError, match=f"{run_dir} is in use by another live process"):
+            run_siked(config(f"paths.output_dir={run_dir}"))
+    finally:
+        first.kill()
+        first.wait()
+    crashed = RunRecord.read(run_dir)
+    assert crashed is not None and crashed.status == "running"
+    assert not RunLock.held(run_dir)
+
+    run_siked(config(f"resume_dir={run_dir}",
+                     f"paths.output_dir={tmp_path / 'outputs' / 'siked_resume'}"))
+    finished = RunRecord.read(run_dir)
+    assert finished is not None
+    assert (finished.status, finished.wandb_id) == ("finished", crashed.wandb_id)

@@ -28,7 +28,7 @@ from fake_openai import FakeOpenAIServer, Fault
 from scripted_teachers import ScriptedTeachers
 from test_debate_cli import KEY, KEY_ENV, debate_command
 
-from magdi_lightning.cli.errors import UserError
+from magdi_lightning.errors import UserError
 from magdi_lightning.evaluation.benchmarks import load_toy_questions
 from magdi_lightning.teachers.endpoints import OpenAIEndpoint, TeacherSpec
 from magdi_lightning.teachers.secrets import (
@@ -223,3 +223,17 @@ def test_fatal_teacher_errors_end_in_one_paragraph_and_exit_code_2(
     assert message.startswith("teacher 'agent_"), message
     assert all(part in message for part in expected), message
     assert KEY not in result.stdout + result.stderr and not files_holding(tmp_path, KEY)
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("teachers.timeout=0", "max_concurrency, max_tokens and timeout"),
+    ("retry.max_attempts=0", "max_attempts >= 1"),
+    ("protocol.rounds=0", "rounds must be >= 1"),
+])
+def test_bad_debate_settings_end_in_a_message_and_exit_code_2(override: str, expected: str,
+                                                              tmp_path: Path) -> None:
+    command = debate_command("http://127.0.0.1:9/v1", tmp_path / "graphs.jsonl", 2, 0,
+                             "protocol=du", "wandb.mode=disabled", override)
+    result = run_command(command, tmp_path)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and expected in result.stderr

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from magdi_lightning.errors import UserError
 from magdi_lightning.graph import GraphValidationError
 from magdi_lightning.teachers.store import ResultStore
 
@@ -51,6 +52,6 @@ def test_a_repeated_id_is_an_error(tmp_path: Path) -> None:
 
 def test_two_runs_cannot_write_one_output(tmp_path: Path) -> None:
     path = tmp_path / "graphs.jsonl"
-    with ResultStore(path), pytest.raises(RuntimeError, match="another run"), \
+    with ResultStore(path), pytest.raises(UserError, match="another run"), \
             ResultStore(path):
         pass

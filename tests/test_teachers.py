@@ -12,7 +12,7 @@ import pytest
 from fake_openai import FakeOpenAIServer, Fault
 from scripted_teachers import ScriptedTeachers
 
-from magdi_lightning.cli.errors import UserError
+from magdi_lightning.errors import UserError
 from magdi_lightning.evaluation.benchmarks import BenchmarkExample, load_toy_questions
 from magdi_lightning.graph import Correctness, ReasoningGraph
 from magdi_lightning.teachers.endpoints import Completion, OpenAIEndpoint, TeacherSpec

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from magdi_lightning import CONFIG_DIR
 from magdi_lightning.cli.errors import user_errors
+from magdi_lightning.errors import UserError
 from magdi_lightning.evaluation.benchmarks import load_benchmark
 from magdi_lightning.teachers.endpoints import Endpoint, TeacherSpec, build_endpoint
 from magdi_lightning.teachers.runner import RunSummary, run_protocol
@@ -44,7 +45,7 @@ def build_teachers(cfg: DictConfig) -> list[Teacher]:
              for agent in cfg.teachers.agents]
     names = [spec.name for spec in specs]
     if len(set(names)) != len(names):
-        raise ValueError(f"teacher names must be unique, got {names}")
+        raise UserError(f"teacher names must be unique, got {names}")
     policy = RetryPolicy(**OmegaConf.to_container(cfg.retry, resolve=True))  # type: ignore[arg-type]
     shared: dict[str, Endpoint] = {}
     teachers = []

@@ -13,20 +13,21 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from magdi_lightning.graph import GraphValidationError
+from hydra.errors import InstantiationException
 
-__all__ = ["USAGE_ERROR", "UserError", "user_errors"]
+from magdi_lightning.errors import UserError
+from magdi_lightning.graph import GraphValidationError
+from magdi_lightning.runs import ResumeError
+
+__all__ = ["USAGE_ERROR", "user_errors"]
 
 #: Exit code of a run that stopped on a user error (the code argparse uses for bad usage).
 USAGE_ERROR = 2
 
 
-class UserError(Exception):
-    """A problem in the user's input, config or environment, with a message saying how to fix it."""
-
-
 #: What :func:`user_errors` reports as a user error rather than a bug.
-_USER_ERRORS: tuple[type[BaseException], ...] = (UserError, GraphValidationError, FileNotFoundError)
+_USER_ERRORS: tuple[type[BaseException], ...] = (UserError, GraphValidationError, ResumeError,
+                                                  FileNotFoundError)
 
 
 @contextmanager
@@ -34,8 +35,10 @@ def user_errors(prog: str) -> Iterator[None]:
     """Turn a user error raised inside the block into ``prog: error: ...`` and exit code 2."""
     try:
         yield
-    except _USER_ERRORS as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+    except (*_USER_ERRORS, InstantiationException) as err:
+        # hydra.utils.instantiate wraps what a constructor raised: report the user error.
+        cause = err.__cause__ if isinstance(err, InstantiationException) else err
+        if not isinstance(cause, _USER_ERRORS) or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"{prog}: error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {cause}", file=sys.stderr)
         raise SystemExit(USAGE_ERROR) from None

@@ -27,7 +27,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from magdi_lightning import CONFIG_DIR
+from magdi_lightning.cli.errors import user_errors
+from magdi_lightning.config_checks import check_config
 from magdi_lightning.data.tokenization import PromptFormatter
+from magdi_lightning.errors import UserError
 from magdi_lightning.evaluation.benchmarks import load_benchmark
 from magdi_lightning.evaluation.generation import Prediction, evaluate, sampling_settings
 from magdi_lightning.evaluation.metrics import Accuracy, accuracy
@@ -77,11 +80,12 @@ def benchmark_metrics(predictions: list[Prediction], self_consistency: int) -> d
 
 def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate as ``cfg`` says; return the metrics written to metrics.json."""
+    check_config(cfg)
+    if not cfg.get("benchmark"):  # benchmark=[] leaves the key out altogether
+        raise UserError("benchmark: none selected (pass benchmark=NAME or benchmark=[A,B])")
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    if not cfg.benchmark:
-        raise ValueError("no benchmark selected: pass benchmark=NAME or benchmark=[A,B]")
     L.seed_everything(cfg.seed)
     student = load_model(cfg)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" \
@@ -142,7 +146,8 @@ def _log_to_wandb(cfg: DictConfig, output_dir: Path, metrics: dict[str, Any],
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def _hydra_main(cfg: DictConfig) -> float:
-    return float(run_evaluation(cfg)["mean_accuracy"])
+    with user_errors("magdi-eval"):
+        return float(run_evaluation(cfg)["mean_accuracy"])
 
 
 def main() -> None:

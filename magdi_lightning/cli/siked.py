@@ -18,7 +18,9 @@ and ``mixture.json`` (alpha, student-correct share), ``iteration_<k>/checkpoints
 (Lightning, every ``checkpoint_every`` steps),
 ``iteration_<k>/student.pt``, ``iteration_<k>/metrics.json`` and ``state.json``.
 ``resume_dir=<run directory>`` continues an interrupted run in the iteration it was in,
-from that iteration's last checkpoint.
+from that iteration's last checkpoint. The run directory also holds ``magdi-train``'s
+``run.json`` and ``run.lock`` (:mod:`magdi_lightning.runs`), so a run still going is
+never resumed by a second process.
 """
 
 from __future__ import annotations
@@ -39,13 +41,16 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import PreTrainedTokenizerBase
 
 from magdi_lightning import CONFIG_DIR
+from magdi_lightning.cli.errors import user_errors
 from magdi_lightning.cli.train import build_loggers, compile_student, student_recipe
+from magdi_lightning.config_checks import check_config
 from magdi_lightning.data.task_datamodule import TaskDataModule
 from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.evaluation.generation import Prediction, evaluate, generate
 from magdi_lightning.evaluation.metrics import accuracy
 from magdi_lightning.graph import ReasoningGraph, write_graphs
 from magdi_lightning.models.student import Student
+from magdi_lightning.runs import RunLock, fingerprint, start_record
 from magdi_lightning.siked import TRAINING_TASKS, mix, student_graphs, teacher_data
 from magdi_lightning.strategies import tag
 from magdi_lightning.tracking import finish_wandb
@@ -119,9 +124,24 @@ def iteration_data(cfg: DictConfig, mixture_file: Path, tokenizer: PreTrainedTok
 
 
 def run_siked(cfg: DictConfig) -> list[dict[str, Any]]:
-    """Run (or resume) the iterations; return the per-iteration table rows."""
+    """Run (or resume) the iterations; return the per-iteration table rows.
+
+    The run directory takes ``magdi-train``'s run lock and record
+    (:mod:`magdi_lightning.runs`): a second process on the same directory is refused,
+    and ``run.json`` says whether the run finished and which wandb run it logs to.
+    """
+    check_config(cfg)
     run_dir = Path(cfg.resume_dir or cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(run_dir):
+        record = start_record(run_dir, fingerprint(cfg, cfg.paths.output_dir))
+        rows = _iterate(cfg, run_dir, record.wandb_id)
+        record.finish(run_dir)
+    return rows
+
+
+def _iterate(cfg: DictConfig, run_dir: Path, wandb_id: str) -> list[dict[str, Any]]:
+    """The iterations not yet done in ``run_dir``, and the final table."""
     state_path = run_dir / "state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {"rows": []}
     if not state_path.exists():
@@ -177,7 +197,7 @@ def run_siked(cfg: DictConfig) -> list[dict[str, Any]]:
         trainer: L.Trainer = instantiate(
             cfg.trainer, max_steps=steps, limit_val_batches=0, val_check_interval=None,
             num_sanity_val_steps=0, default_root_dir=str(it_dir),
-            logger=build_loggers(cfg.get("logger"), it_dir),
+            logger=build_loggers(cfg.get("logger"), it_dir, wandb_id),
             callbacks=[ModelCheckpoint(dirpath=str(it_dir / "checkpoints"), save_last=True,
                                        save_top_k=0, every_n_train_steps=cfg.checkpoint_every)])
         last_ckpt = it_dir / "checkpoints" / "last.ckpt"
@@ -233,10 +253,11 @@ def _print_table(rows: list[dict[str, Any]], untrained: float) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="siked")
 def _hydra_main(cfg: DictConfig) -> float:
-    try:
-        return float(run_siked(cfg)[-1]["accuracy"])
-    finally:
-        finish_wandb()
+    with user_errors("magdi-siked"):
+        try:
+            return float(run_siked(cfg)[-1]["accuracy"])
+        finally:
+            finish_wandb()
 
 
 def main() -> None:

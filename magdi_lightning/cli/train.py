@@ -12,7 +12,6 @@ import logging
 import math
 import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +24,15 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import PreTrainedTokenizerBase
 
 from magdi_lightning import CONFIG_DIR
+from magdi_lightning.cli.errors import user_errors
+from magdi_lightning.config_checks import check_config
 from magdi_lightning.data.datamodule import MAGDataModule
 from magdi_lightning.data.pair_rows import rows_of
 from magdi_lightning.evaluation.generation import accuracy_of, evaluate, sampling_settings
 from magdi_lightning.io import write_lines_atomically
 from magdi_lightning.models.blocks import compile_blocks
 from magdi_lightning.models.student import Student
-from magdi_lightning.runs import (
-    RunLock,
-    RunRecord,
-    fingerprint,
-    resolve_checkpoint,
-    run_dir_of,
-)
+from magdi_lightning.runs import RunLock, RunRecord, fingerprint, resolve_checkpoint, start_record
 from magdi_lightning.tracking import finish_wandb, redacted_config, sweep_group, wandb_mode
 
 log = logging.getLogger(__name__)
@@ -92,36 +87,39 @@ def compile_student(student: Student, settings: DictConfig | None) -> None:
                  settings.dynamic, settings.mode)
 
 
-def _start_run(cfg: DictConfig, output_dir: Path) -> tuple[RunRecord, Path | None, RunLock]:
-    """Claim the run directory and find the checkpoint to resume from (global rank 0).
+def _start_run(cfg: DictConfig, output_dir: Path) -> tuple[RunRecord, Path | None]:
+    """Find what to resume, take it over and write this run's record (global rank 0, its
+    run lock held); see :mod:`magdi_lightning.runs`.
 
     The checkpoint is handed to the other ranks through the environment, since they may
     start (Lightning's DDP launcher re-runs this command) once this run's own record exists.
     """
-    lock = RunLock(output_dir)
-    lock.acquire()
     digest = fingerprint(cfg, output_dir)
-    checkpoint = resolve_checkpoint(cfg.get("ckpt_path"), output_dir,
-                                    Path(cfg.paths.log_dir), digest)
-    # A requeued job continues its own record; a resumed crash continues the crashed run's.
-    source = run_dir_of(checkpoint) if checkpoint else None
-    previous = RunRecord.read(output_dir) or (RunRecord.read(source) if source else None)
-    record = RunRecord(
-        fingerprint=digest,
-        wandb_id=previous.wandb_id if previous else new_wandb_id(),
-        resumed_from=str(checkpoint.resolve()) if checkpoint else None,
-        untrained_accuracy=previous.untrained_accuracy if previous else None,
-        slurm_job_id=os.environ.get("SLURM_JOB_ID"))
-    record.write(output_dir)
-    if checkpoint is not None:
-        os.environ[_CHECKPOINT_ENV] = str(checkpoint)
-        log.info("resuming from %s", checkpoint)
-    return record, checkpoint, lock
+    resume = resolve_checkpoint(cfg.get("ckpt_path"), output_dir, Path(cfg.paths.log_dir),
+                                digest, claim=True)
+    record = start_record(output_dir, digest, resume)
+    if resume is None:
+        return record, None
+    os.environ[_CHECKPOINT_ENV] = str(resume.checkpoint)
+    source = resume.run_dir
+    what = ("this run's own directory" if source == output_dir
+            else f"the crashed run {source} (now marked resumed)" if source
+            else "a checkpoint outside any run")
+    log.info("ckpt_path=%s: resuming %s from %s, continuing wandb run %s",
+             cfg.get("ckpt_path"), what, resume.checkpoint, record.wandb_id)
+    return record, resume.checkpoint
 
 
-def new_wandb_id() -> str:
-    """A fresh wandb run id (wandb takes lowercase letters and digits)."""
-    return uuid.uuid4().hex[:12]
+def _leaders_checkpoint(cfg: DictConfig, output_dir: Path) -> Path | None:
+    """The checkpoint global rank 0 resumes from, as another rank learns it: from the
+    environment (Lightning's launcher starts the ranks from rank 0), else looked up as
+    rank 0 chose it, without taking anything over (srun starts every rank itself)."""
+    inherited = os.environ.get(_CHECKPOINT_ENV)
+    if inherited:
+        return Path(inherited)
+    resume = resolve_checkpoint(cfg.get("ckpt_path"), output_dir, Path(cfg.paths.log_dir),
+                                fingerprint(cfg, output_dir))
+    return resume.checkpoint if resume else None
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -130,24 +128,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     Every process of a multi-process run trains; only global rank 0 claims the run
     directory, evaluates and writes files (the others return an empty dict).
     """
+    check_config(cfg)
     started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
-    leader = rank_zero_only.rank == 0
     L.seed_everything(cfg.seed, workers=True)
-    if leader:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        record, checkpoint, lock = _start_run(cfg, output_dir)
-    else:
-        inherited = os.environ.get(_CHECKPOINT_ENV)
-        checkpoint = Path(inherited) if inherited else resolve_checkpoint(
-            cfg.get("ckpt_path"), output_dir, Path(cfg.paths.log_dir),
-            fingerprint(cfg, output_dir))
-    try:
-        return _train(cfg, output_dir, checkpoint, record if leader else None, started)
-    finally:
-        if leader:
-            lock.release()
+    if rank_zero_only.rank != 0:
+        return _train(cfg, output_dir, _leaders_checkpoint(cfg, output_dir), None, started)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    with RunLock(output_dir):
+        record, checkpoint = _start_run(cfg, output_dir)
+        return _train(cfg, output_dir, checkpoint, record, started)
 
 
 def _train(cfg: DictConfig, output_dir: Path, checkpoint: Path | None,
@@ -203,8 +194,7 @@ def _train(cfg: DictConfig, output_dir: Path, checkpoint: Path | None,
     write_lines_atomically(output_dir / "predictions.jsonl",
                            (json.dumps(p.__dict__, ensure_ascii=False) for p in predictions))
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    record.status = "finished"
-    record.write(output_dir)
+    record.finish(output_dir)
     for logger in trainer.loggers:
         logger.log_metrics({f"heldout/{k}": v for k, v in metrics.items()
                             if k.startswith("heldout_accuracy")}, step=trainer.global_step)
@@ -251,10 +241,11 @@ def _print_summary(metrics: dict[str, Any]) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float:
-    try:
-        return float(train(cfg).get("heldout_accuracy", float("nan")))
-    finally:
-        finish_wandb()
+    with user_errors("magdi-train"):
+        try:
+            return float(train(cfg).get("heldout_accuracy", float("nan")))
+        finally:
+            finish_wandb()
 
 
 def main() -> None:

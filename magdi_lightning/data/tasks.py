@@ -12,17 +12,20 @@ its tasks; the data module tokenizes them and the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from magdi_lightning.evaluation.answers import CHOICE_LETTERS
 from magdi_lightning.graph import Node, ReasoningGraph
 from magdi_lightning.sources.tinyllm import tinyllm_choices
 from magdi_lightning.strategies import tag
 
-__all__ = ["ANSWER", "ANSWER_TARGETS", "StrategyTasks", "TaskBuilder", "TextTask", "TinyLLMTasks",
-           "correct_by_strategy", "rationale_task"]
+__all__ = ["ANSWER", "ANSWER_TARGETS", "SOLVE", "StrategyTasks", "TaskBuilder", "TextTask",
+           "TinyLLMTasks", "correct_by_strategy", "rationale_task"]
 
 #: Name of the answer task; rationale tasks are named by :func:`rationale_task`.
 ANSWER = "answer"
+#: Name of SIKeD's one task (question -> tagged solution).
+SOLVE = "solve"
 #: What :class:`TinyLLMTasks` learns as the answer: the stored gold, or the option's text.
 ANSWER_TARGETS = ("gold", "option_text")
 
@@ -44,9 +47,11 @@ class TextTask:
 
 class TaskBuilder:
     """Turns one graph into its training pairs; ``evaluation_prefix`` is the prefix of the
-    task held-out accuracy is measured on."""
+    task held-out accuracy is measured on, ``task_patterns`` (``fnmatch`` patterns) the
+    task names it makes, so a task weight naming none of them is caught as a typo."""
 
     evaluation_prefix: str = ""
+    task_patterns: ClassVar[tuple[str, ...]] = ()
 
     def tasks(self, graph: ReasoningGraph) -> list[TextTask]:
         raise NotImplementedError
@@ -75,6 +80,8 @@ class TinyLLMTasks(TaskBuilder):
     trailing spaces dropped (TinyLLM cuts its FLAN-T5 rationales before ``Thus, the
     answer is``); a rationale without the marker is learnt whole.
     """
+
+    task_patterns = (ANSWER, rationale_task("*"))
 
     def __init__(self, answer_prefix: str = "predict: ",
                  rationale_prefix: str = "explain ({teacher}): ",
@@ -159,11 +166,13 @@ class StrategyTasks(TaskBuilder):
     """SIKeD's pairs: question -> ``[strategy] solution`` for every correct node that has a
     strategy, at most ``per_strategy`` per question and strategy (``None``: all)."""
 
+    task_patterns = (SOLVE,)
+
     def __init__(self, per_strategy: int | None = 1) -> None:
         _check_per_strategy(per_strategy)
         self.per_strategy = per_strategy
 
     def tasks(self, graph: ReasoningGraph) -> list[TextTask]:
-        return [TextTask("solve", "", graph.question, f"{tag(strategy)} {node.reasoning}")
+        return [TextTask(SOLVE, "", graph.question, f"{tag(strategy)} {node.reasoning}")
                 for strategy, nodes in correct_by_strategy(graph, self.per_strategy).items()
                 for node in nodes]

@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from magdi_lightning.cli.errors import UserError
+from magdi_lightning.errors import UserError
 from magdi_lightning.teachers.secrets import secret_from_env
 
 __all__ = [
@@ -64,10 +64,10 @@ class TeacherSpec:
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
-            raise ValueError(f"teacher {self.name!r}: backend must be one of {BACKENDS}, "
+            raise UserError(f"teacher {self.name!r}: backend must be one of {BACKENDS}, "
                              f"got {self.backend!r}")
         if self.max_concurrency < 1 or self.max_tokens < 1 or self.timeout <= 0:
-            raise ValueError(f"teacher {self.name!r}: max_concurrency, max_tokens and timeout "
+            raise UserError(f"teacher {self.name!r}: max_concurrency, max_tokens and timeout "
                              "must be positive")
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:

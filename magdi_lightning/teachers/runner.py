@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from magdi_lightning.errors import UserError
 from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.teachers.protocols.base import Protocol
 from magdi_lightning.teachers.store import ResultStore
@@ -59,7 +60,7 @@ async def run_protocol(protocol: Protocol, teachers: Sequence[Teacher],
                        concurrency: int = 8, progress: bool = True) -> RunSummary:
     """Ask ``teachers`` every question of ``questions`` not yet in ``output``."""
     if concurrency < 1:
-        raise ValueError("concurrency must be >= 1")
+        raise UserError("concurrency must be >= 1")
     _check_unique_ids(questions)
     started = time.perf_counter()
     summary = RunSummary(questions=len(questions))
@@ -106,7 +107,7 @@ def _check_unique_ids(questions: Sequence[BenchmarkExample]) -> None:
     seen: set[str] = set()
     for question in questions:
         if question.id in seen:
-            raise ValueError(f"question id {question.id!r} appears twice in the question set")
+            raise UserError(f"question id {question.id!r} appears twice in the question set")
         seen.add(question.id)
 
 

@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
+from magdi_lightning.errors import UserError
 from magdi_lightning.graph import GraphValidationError
 from magdi_lightning.teachers.secrets import SCRUBBER
 
@@ -51,7 +52,8 @@ class ResultStore:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     self.__exit__()
-                    raise RuntimeError(f"{path} is being written by another run") from None
+                    raise UserError(f"{path} is being written by another run (a magdi-debate "
+                                    "still going?); wait for it or write elsewhere") from None
             self.done |= self._recover(handle, path)
         return self
 

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from magdi_lightning.cli.errors import UserError
+from magdi_lightning.errors import UserError
 from magdi_lightning.teachers.endpoints import Completion, Endpoint, Messages, TeacherSpec
 from magdi_lightning.teachers.secrets import SCRUBBER
 
@@ -46,7 +46,7 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1 or self.base_delay < 0 or self.max_delay < 0:
-            raise ValueError("RetryPolicy: need max_attempts >= 1 and non-negative delays")
+            raise UserError("RetryPolicy: need max_attempts >= 1 and non-negative delays")
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (0-based)."""

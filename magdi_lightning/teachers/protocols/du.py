@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
+from magdi_lightning.errors import UserError
 from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.graph import Edge, Node, ReasoningGraph
 from magdi_lightning.teachers.endpoints import Messages
@@ -27,7 +28,7 @@ class DuDebate(Protocol):
 
     def __init__(self, rounds: int = 2) -> None:
         if rounds < 1:
-            raise ValueError("du: rounds must be >= 1")
+            raise UserError("du: rounds must be >= 1")
         self.rounds = rounds
 
     async def run(self, example: BenchmarkExample, teachers: list[Teacher]) -> ReasoningGraph:

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from magdi_lightning.errors import UserError
 from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.graph import Correctness, Edge, Node, ReasoningGraph
 from magdi_lightning.teachers.protocols.base import (
@@ -81,16 +82,16 @@ def load_convincing_samples(path: str | Path) -> list[str]:
     file = Path(path)
     records = json.loads(file.read_text(encoding="utf-8"))
     if not isinstance(records, list) or not records:
-        raise ValueError(f"{file}: a convincing-sample file must be a non-empty JSON list")
+        raise UserError(f"{file}: a convincing-sample file must be a non-empty JSON list")
     samples = []
     for i, record in enumerate(records):
         sample = record.get("train_sample") if isinstance(record, dict) else None
         if not isinstance(sample, dict):
-            raise ValueError(f"{file}: record {i}: train_sample must be an object")
+            raise UserError(f"{file}: record {i}: train_sample must be an object")
         missing = [key for key in ("question", "answer", "gold_explanation")
                    if sample.get(key) is None]
         if missing:
-            raise ValueError(f"{file}: record {i}: train_sample.{missing[0]} is missing")
+            raise UserError(f"{file}: record {i}: train_sample.{missing[0]} is missing")
         reply = json.dumps({"reasoning": str(sample["gold_explanation"]),
                             "answer": str(sample["answer"])}, ensure_ascii=False)
         samples.append(f"Q: {sample['question']}\nA:{reply}")
@@ -112,11 +113,11 @@ class ReConcile(Protocol):
                  convincing_samples: Mapping[str, str | None] | None = None,
                  stop_at_consensus: bool = True, answer_groups: int | None = 2) -> None:
         if rounds < 0:
-            raise ValueError("reconcile: rounds must be >= 0")
+            raise UserError("reconcile: rounds must be >= 0")
         if answer_groups is not None and answer_groups < 1:
-            raise ValueError("reconcile: answer_groups must be >= 1 or null (all)")
+            raise UserError("reconcile: answer_groups must be >= 1 or null (all)")
         if convincing_samples is not None and not isinstance(convincing_samples, Mapping):
-            raise ValueError("reconcile: convincing_samples must map agent names to sample "
+            raise UserError("reconcile: convincing_samples must map agent names to sample "
                              f"files (or null), got {convincing_samples!r}")
         self.rounds = rounds
         self.stop_at_consensus = stop_at_consensus
@@ -152,7 +153,7 @@ class ReConcile(Protocol):
         if not self.convincing:
             return []
         if agent not in self.convincing:
-            raise ValueError(f"reconcile: agent {agent!r} is not in convincing_samples "
+            raise UserError(f"reconcile: agent {agent!r} is not in convincing_samples "
                              f"(agents named there: {sorted(self.convincing)}); map it to its "
                              "sample file, or to null if it has none")
         return [shot for owner, group in self.convincing.items() if owner != agent

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 
+from magdi_lightning.errors import UserError
 from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.graph import Node, ReasoningGraph
 from magdi_lightning.strategies import PROGRAM, STRATEGIES, split_strategy, tag
@@ -65,7 +66,7 @@ class SikedStrategies(Protocol):
         for strategy in self.strategies:
             tag(strategy)  # rejects unknown strategies
         if samples < 1:
-            raise ValueError("siked: samples must be >= 1")
+            raise UserError("siked: samples must be >= 1")
         self.samples = samples
         self.keep_correct_only = keep_correct_only
         self.one_per_strategy = one_per_strategy

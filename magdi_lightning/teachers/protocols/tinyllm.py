@@ -14,6 +14,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from magdi_lightning.errors import UserError
 from magdi_lightning.evaluation.benchmarks import BenchmarkExample, load_benchmark
 from magdi_lightning.graph import Node, ReasoningGraph
 from magdi_lightning.teachers.protocols.base import Protocol, extract, make_node
@@ -37,11 +38,11 @@ class TinyLLMRationales(Protocol):
     def __init__(self, train_set: Sequence[BenchmarkExample] | Mapping[str, Any] | None = None,
                  k: int = 3, seed: int = 0) -> None:
         if k < 0:
-            raise ValueError("tinyllm: k must be >= 0")
+            raise UserError("tinyllm: k must be >= 0")
         if isinstance(train_set, Mapping):
             train_set = load_benchmark(train_set["name"], **dict(train_set.get("loader", {})))
         if k and not train_set:
-            raise ValueError("tinyllm: in-context examples (k > 0) need a train_set")
+            raise UserError("tinyllm: in-context examples (k > 0) need a train_set")
         self.train_examples = list(train_set or [])
         self.k = k
         self.seed = seed
