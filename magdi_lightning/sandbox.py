@@ -25,10 +25,10 @@ Each worker runs in a bubblewrap container (:mod:`magdi_lightning.sandbox_isolat
 * **Filesystem** -- its own mount namespace whose root holds only read-only binds of the
   interpreter, its standard library and site-packages, the system libraries and the
   worker script, plus ``/proc`` (of its own PID namespace), a minimal ``/dev`` and a
-  private 64 MB ``tmpfs`` as ``/tmp``. Nothing else of the host exists there: no home
+  private 64 MB ``tmpfs`` at ``/sandbox``. Nothing else of the host exists there: no home
   directories, no repository, no data, no ``/etc`` but ``ld.so.cache``. Each program gets
-  a fresh directory in that ``/tmp`` as working directory; after each program the worker
-  empties ``/tmp``, so nothing one program writes reaches the next.
+  a fresh directory in that tmpfs as working directory; after each program the worker
+  empties the tmpfs, so nothing one program writes reaches the next.
 * **Processes** -- its own PID namespace (a program sees bubblewrap, its worker and
   itself; never the caller or other programs, which live in other workers' containers),
   its own network namespace (no interfaces), IPC and UTS namespaces.
@@ -356,7 +356,7 @@ class SandboxPool:
     Workers run ``sys.executable -I`` with an empty environment: they see the interpreter's
     installed packages, not ``PYTHONPATH``. With kernel isolation (the default; see
     :mod:`magdi_lightning.sandbox_isolation`) each worker lives in its own bubblewrap container
-    whose private ``/tmp`` holds the programs' directories; with ``MAGDI_SANDBOX=weak`` they are
+    whose private tmpfs holds the programs' directories; with ``MAGDI_SANDBOX=weak`` they are
     created in ``tmp_dir`` (default: the system temporary directory). ``python_guards=False``
     leaves out the audit hook and the import allowlist, so that tests can check that what the
     kernel enforces holds for a program that has switched them off.
@@ -549,7 +549,7 @@ class _WorkerState:
     """What a worker sets up once and hands to every program's child."""
 
     tmp_root: str
-    private_tmp: bool  # tmp_root is the container's own /tmp, emptied after each program
+    private_tmp: bool  # tmp_root is the container's own tmpfs, emptied after each program
     read_roots: tuple[str, ...]  # directories programs may read (the Python installation)
     uid: int | None  # uid programs run as, when the worker is root
     keep_read_cap: bool
@@ -681,7 +681,7 @@ def _run_task(task: dict[str, Any], state: _WorkerState) -> dict[str, Any]:
         for fd in pipes:
             os.close(fd)
         _remove_tree(tmp)
-        if state.private_tmp:  # whatever else the program left in the container's /tmp
+        if state.private_tmp:  # whatever else the program left in the container's tmpfs
             for entry in os.listdir(state.tmp_root):
                 _remove_tree(os.path.join(state.tmp_root, entry))
     result = _classify(stop_reason, status, usage.ru_utime + usage.ru_stime, payload, limits)

@@ -8,7 +8,8 @@ guarantee depends on Python-level checks a program can switch off:
   <https://github.com/containers/bubblewrap>`_ (Debian package ``bubblewrap``) with its own
   mount, PID, network, IPC and UTS namespaces; a root filesystem that holds only read-only
   binds of the interpreter, its standard library and site-packages, the system libraries
-  they link against, and the worker script; a private size-limited ``tmpfs`` as ``/tmp``;
+  they link against, and the worker script; a private size-limited ``tmpfs`` at
+  :data:`WORKER_TMP` (not ``/tmp``, under which an installation may live);
   no capabilities for the worker but, when it runs as root, those it needs to run its
   children as ``nobody`` with none at all (:data:`ROOT_WORKER_CAPABILITIES`).
 * :func:`seccomp_filter` compiles, with libseccomp (through ``pyseccomp``), a filter that
@@ -53,6 +54,10 @@ TMPFS_BYTES = 64 * 1024 * 1024
 
 #: Where the worker script is bound inside the container.
 WORKER_SCRIPT = "/opt/magdi-sandbox/worker.py"
+
+#: The container's private writable directory (a tmpfs) holding the programs' directories.
+#: Not ``/tmp``: a virtual environment or Python under ``/tmp`` must stay visible.
+WORKER_TMP = "/sandbox"
 
 #: What a root worker keeps: to make its children ``nobody`` with an empty bounding set
 #: (SETUID, SETGID, SETPCAP), to hand them their directory and clean it up afterwards (CHOWN,
@@ -149,11 +154,13 @@ def worker_command(script: str, bwrap: str | None = None) -> list[str]:
     else:
         args += ["--unshare-user", "--disable-userns"]
     args += _filesystem(script)
-    return [*args, "--", os.path.realpath(sys.executable), "-I", "-B", WORKER_SCRIPT, "/tmp"]
+    # sys.executable itself, not its target: a virtual environment's python finds the
+    # environment's site-packages through the pyvenv.cfg beside it (both are bound).
+    return [*args, "--", sys.executable, "-I", "-B", WORKER_SCRIPT, WORKER_TMP]
 
 
 def _filesystem(script: str) -> list[str]:
-    """Read-only binds of what the interpreter needs; private /tmp, /proc and /dev."""
+    """Read-only binds of what the interpreter needs; a private tmpfs, /proc and /dev."""
     binds = _minimal(_needed_paths())
     args: list[str] = []
     for directory in _ancestors(binds):
@@ -166,8 +173,8 @@ def _filesystem(script: str) -> list[str]:
     if os.path.exists("/etc/ld.so.cache"):
         args += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
     args += ["--ro-bind", script, WORKER_SCRIPT, "--proc", "/proc", "--dev", "/dev",
-             "--size", str(TMPFS_BYTES), "--perms", "0755", "--tmpfs", "/tmp",
-             "--remount-ro", "/", "--chdir", "/tmp"]
+             "--size", str(TMPFS_BYTES), "--perms", "0755", "--tmpfs", WORKER_TMP,
+             "--remount-ro", "/", "--chdir", WORKER_TMP]
     return args
 
 

@@ -40,7 +40,7 @@ def failed(result):
 
 #: What a program may see at ``/``: the container's own directories, the system libraries,
 #: and the top directory of the Python installation (``/root`` for pyenv as root, ...).
-CONTAINER_ROOT = {"dev", "etc", "lib", "lib32", "lib64", "opt", "proc", "tmp", "usr"} | {
+CONTAINER_ROOT = {"dev", "etc", "lib", "lib32", "lib64", "opt", "proc", "sandbox", "usr"} | {
     Path(os.path.realpath(prefix)).parts[1] for prefix in (sys.prefix, sys.base_prefix)}
 
 
@@ -226,10 +226,12 @@ CASES = [
 def leftover_case() -> tuple[str, str]:
     """A program that leaves files behind, and the next one, which must not find them."""
     write = PRELUDE + (
-        "open('/tmp/leftover', 'w').write('x') if os.access('/tmp', os.W_OK) else None\n"
+        "parent = os.path.dirname(os.getcwd())\n"
+        "open(parent + '/leftover', 'w').write('x') if os.access(parent, os.W_OK) else None\n"
         "open('leftover', 'w').write('x')\nans = 1")
     read = PRELUDE + ("own = os.path.basename(os.getcwd())\n"
-                      "ans = [e for e in os.listdir('/tmp') if e != own] + os.listdir('.')")
+                      "parent = os.path.dirname(os.getcwd())\n"
+                      "ans = [e for e in os.listdir(parent) if e != own] + os.listdir('.')")
     return write, read
 
 
