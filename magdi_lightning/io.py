@@ -11,7 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_file", "json_line", "write_bytes_atomically", "write_lines_atomically"]
+__all__ = ["atomic_file", "json_line", "write_bytes_atomically", "write_json_atomically",
+           "write_lines_atomically"]
 
 
 @contextmanager
@@ -55,6 +56,12 @@ def write_bytes_atomically(path: str | os.PathLike[str], data: bytes) -> Path:
     with atomic_file(path, "wb") as handle:
         handle.write(data)
     return Path(path)
+
+
+def write_json_atomically(path: str | os.PathLike[str], value: Any) -> None:
+    """Write ``value`` as indented JSON (a record, a state file) whole or not at all."""
+    with atomic_file(path) as handle:
+        handle.write(json.dumps(value, indent=2) + "\n")
 
 
 def json_line(value: Any) -> str:

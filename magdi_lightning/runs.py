@@ -67,6 +67,8 @@ from typing import IO
 
 from omegaconf import DictConfig, OmegaConf
 
+from magdi_lightning.io import write_json_atomically
+
 __all__ = ["ResumeError", "ResumePoint", "RunLock", "RunRecord", "fingerprint",
            "resolve_checkpoint", "run_dir_of", "start_record"]
 
@@ -99,9 +101,7 @@ class RunRecord:
     started: float = field(default_factory=time.time)
 
     def write(self, run_dir: Path) -> None:
-        tmp = run_dir / f".{RECORD}.tmp"
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        tmp.replace(run_dir / RECORD)
+        write_json_atomically(run_dir / RECORD, asdict(self))
 
     def finish(self, run_dir: Path) -> None:
         """Mark the run finished: from now on it is never resumed."""

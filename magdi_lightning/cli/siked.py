@@ -49,6 +49,7 @@ from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.evaluation.generation import Prediction, evaluate, generate
 from magdi_lightning.evaluation.metrics import accuracy
 from magdi_lightning.graph import ReasoningGraph, write_graphs
+from magdi_lightning.io import write_json_atomically
 from magdi_lightning.models.student import Student
 from magdi_lightning.runs import RunLock, fingerprint, start_record
 from magdi_lightning.siked import TRAINING_TASKS, mix, student_graphs, teacher_data
@@ -162,7 +163,7 @@ def _iterate(cfg: DictConfig, run_dir: Path, wandb_id: str) -> list[dict[str, An
         untrained = evaluate(student, source.formatter, test_questions,
                              cfg.evaluate.batch_size, cfg.evaluate.max_new_tokens)
         state["untrained_accuracy"] = accuracy([p.correct for p in untrained]).value
-        _write_json(state_path, state)
+        write_json_atomically(state_path, state)
     if rows:
         last = run_dir / f"iteration_{rows[-1]['iteration']}" / "student.pt"
         student.load_state_dict(torch.load(last, map_location="cpu", weights_only=True))
@@ -183,7 +184,7 @@ def _iterate(cfg: DictConfig, run_dir: Path, wandb_id: str) -> list[dict[str, An
                 iteration - 1))
             mixture = mix(train_questions, teacher, own, cfg.mixing, cfg.selection)
             write_graphs(mixture_file, mixture.graphs)
-            _write_json(it_dir / "mixture.json", {
+            write_json_atomically(it_dir / "mixture.json", {
                 "alpha": mixture.alpha,
                 "student_correct_share": (None if iteration == 1
                                           else mixture.student_correct_share),
@@ -207,9 +208,9 @@ def _iterate(cfg: DictConfig, run_dir: Path, wandb_id: str) -> list[dict[str, An
         row = {"iteration": iteration, "training_examples": len(data.examples["train"]),
                **composition, **held_out_accuracy(student, source, test_questions, cfg),
                "seconds": round(time.perf_counter() - started, 1)}
-        _write_json(it_dir / "metrics.json", row)
+        write_json_atomically(it_dir / "metrics.json", row)
         rows.append(row)
-        _write_json(state_path, {**state, "rows": rows})
+        write_json_atomically(state_path, {**state, "rows": rows})
         _print_table(rows, state["untrained_accuracy"])
     (run_dir / "iterations.json").write_text(json.dumps(
         {"untrained_accuracy": state["untrained_accuracy"], "iterations": rows}, indent=2) + "\n")
@@ -223,12 +224,6 @@ def _stalled(rows: list[dict[str, Any]], patience: int) -> bool:
         return False
     best = max(row["accuracy"] for row in rows[:-patience])
     return all(row["accuracy"] <= best for row in rows[-patience:])
-
-
-def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(value, indent=2) + "\n")
-    tmp.replace(path)
 
 
 def _print_table(rows: list[dict[str, Any]], untrained: float) -> None:
