@@ -11,7 +11,7 @@ ratios, and whether the batched answers equal the one-at-a-time ones.
 
 Everything magdi-eval decides is taken from it: the questions come from the benchmark
 configs (``conf/benchmark/<name>.yaml``, through
-:func:`magdi_lightning.evaluation.benchmarks.load_benchmark`; GSM8K from the shared data
+:func:`magdi_lightning.sources.question_sets.load_benchmark`; GSM8K from the shared data
 folder, ``$MAGDI_SHARED_DATA``, default ``../shared/data``), the prompt template from
 ``conf/eval.yaml``, and the generation is
 :func:`magdi_lightning.evaluation.generation.generate` with the arguments ``evaluate``
@@ -211,8 +211,8 @@ def _run(benchmarks: list[str], n: int, batch_sizes: list[int], max_new_tokens: 
     from omegaconf import OmegaConf
 
     from magdi_lightning.data.tokenization import PromptFormatter
-    from magdi_lightning.evaluation.benchmarks import load_benchmark
     from magdi_lightning.evaluation.generation import generate
+    from magdi_lightning.sources.question_sets import load_benchmark
 
     cfg = compose_eval_config(benchmarks)
     student = build_student()

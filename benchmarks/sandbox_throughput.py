@@ -4,8 +4,8 @@
 runs the programs of the first N records of a PoT output file (default: the GSM8K test file
 ``teachers/pot_codex_gsm8k_test.jsonl`` under ``$MAGDI_SHARED_DATA``, default
 ``<repo>/../shared/data``; an absolute ``--file`` is read as it is) through a
-:class:`magdi_lightning.sandbox.SandboxPool`, each wrapped in the PoT authors' executor and
-read as their script ``run_<S>.py`` reads it (:data:`magdi_lightning.evaluation.pot.READINGS`),
+:class:`magdi_lightning.scoring.sandbox.SandboxPool`, each wrapped in the PoT authors' executor and
+read as their script ``run_<S>.py`` reads it (:data:`magdi_lightning.scoring.pot.READINGS`),
 and prints JSON: programs per minute, and how often the reading reproduces the record's
 ``executed`` field (the answer the PoT authors got by running the same program), so that a
 regression in either speed or semantics shows up as a number.
@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from magdi_lightning.evaluation.pot import READINGS, agrees, read_records
-from magdi_lightning.sandbox import SandboxPool
+from magdi_lightning.scoring.pot import READINGS, agrees, read_records
+from magdi_lightning.scoring.sandbox import SandboxPool
 
 SHARED_DATA_ENV = "MAGDI_SHARED_DATA"
 POT_FILE = Path("teachers") / "pot_codex_gsm8k_test.jsonl"

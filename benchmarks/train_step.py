@@ -109,7 +109,7 @@ def prepare(overrides: list[str], num_batches: int) -> Setup:
     from hydra.utils import instantiate
 
     from magdi_lightning import CONFIG_DIR
-    from magdi_lightning.cli.train import compile_student, student_recipe
+    from magdi_lightning.cli.common import compile_student, student_recipe
     from magdi_lightning.data.pair_rows import collate_pair_rows, pair_rows
 
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):

@@ -88,11 +88,14 @@ SMOLLM2_ARCHITECTURE = {
 }
 INIT = {"full": {"steps": 150, "graphs": 8}, "smoke": {"steps": 2, "graphs": 2}}
 
+#: 160 training questions (480 teacher solutions: one per strategy), 40 held out, scored
+#: free and forced per strategy after every iteration; sized to about 90 minutes here.
 SIKED = {
-    "full": ["data.max_graphs=400", "data.test_fraction=0.15", "iterations=3",
-             "steps.first=60", "steps.later=40", "checkpoint_every=20",
-             "evaluate.max_questions=60", "evaluate.max_new_tokens=200",
-             "sampling.max_new_tokens=200", "sampling.batch_size=64"],
+    "full": ["data.max_graphs=200", "data.test_fraction=0.2", "iterations=3",
+             "steps.first=40", "steps.later=30", "checkpoint_every=10",
+             "evaluate.max_questions=40", "evaluate.max_new_tokens=200",
+             "evaluate.batch_size=40", "sampling.max_new_tokens=200",
+             "sampling.batch_size=64"],
     "smoke": ["data.max_graphs=8", "data.test_fraction=0.25", "iterations=2",
               "steps.first=2", "steps.later=2", "checkpoint_every=2",
               "evaluate.max_questions=2", "evaluate.max_new_tokens=16",
@@ -247,8 +250,9 @@ def _teacher_side(run_dir: Path) -> dict[str, Any]:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from magdi_lightning.evaluation.reports import question_key, teacher_tokens_per_question
+    from magdi_lightning.evaluation.reports import teacher_tokens_per_question
     from magdi_lightning.models.student import load_tokenizer
+    from magdi_lightning.questions import question_key
 
     cfg = OmegaConf.load(run_dir / "config.yaml")
     tokenizer = load_tokenizer(str(run_dir / "student"))

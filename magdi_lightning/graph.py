@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from magdi_lightning import _compat
+from magdi_lightning.errors import RecordError
 from magdi_lightning.io import json_line, write_lines_atomically
 
 __all__ = [
     "TASK_FAMILIES",
     "Correctness",
     "Edge",
-    "GraphValidationError",
     "Node",
     "ReasoningGraph",
     "parse_json",
@@ -46,29 +47,6 @@ class Correctness(str, Enum):
     CORRECT = "correct"
     INCORRECT = "incorrect"
     UNKNOWN = "unknown"
-
-
-class GraphValidationError(ValueError):
-    """A record that is not a valid graph, located by file, line and field."""
-
-    def __init__(
-        self, message: str, *, file: str | None = None, line: int | None = None,
-        field: str | None = None,
-    ) -> None:
-        self.reason = message
-        self.file = file
-        self.line = line
-        self.field = field
-        where = ":".join(str(part) for part in (file, line) if part is not None)
-        prefix = f"{where}: " if where else ""
-        at = f"field '{field}': " if field else ""
-        super().__init__(f"{prefix}{at}{message}")
-
-    def located(self, *, file: str | None = None, line: int | None = None) -> GraphValidationError:
-        """The same error with the file and line of the record filled in."""
-        return GraphValidationError(
-            self.reason, file=self.file or file, line=self.line or line, field=self.field
-        )
 
 
 @dataclass(frozen=True)
@@ -146,7 +124,7 @@ class ReasoningGraph:
         return 1 + max(node.round for node in self.nodes)
 
     def validate(self) -> None:
-        """Raise :class:`GraphValidationError` naming the first offending field."""
+        """Raise :class:`RecordError` naming the first offending field."""
         _require(isinstance(self.id, str) and self.id != "", "id", "must be a non-empty string")
         _require(isinstance(self.question, str) and self.question.strip() != "", "question",
                  "must be a non-empty string")
@@ -253,7 +231,7 @@ def _encodable(text: str | None) -> bool:
 
 def _require(condition: bool, field_name: str, message: str) -> None:
     if not condition:
-        raise GraphValidationError(message, field=field_name or None)
+        raise RecordError(message, field=field_name or None)
 
 
 def _node_from_dict(record: Any, i: int) -> Node:
@@ -327,7 +305,7 @@ def read_text(path: str | os.PathLike[str]) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise GraphValidationError(f"not UTF-8 text: {err.reason} at byte {err.start}",
+        raise RecordError(f"not UTF-8 text: {err.reason} at byte {err.start}",
                                    file=file) from None
 
 
@@ -343,7 +321,7 @@ def parse_json(text: str, file: str, line: int | None = None) -> Any:
         detail = f"invalid JSON: duplicate key {str(err)[:60]!r} in one object"
     except (RecursionError, ValueError) as err:  # nesting too deep; integer too long
         detail = f"invalid JSON: {type(err).__name__}: {str(err)[:200]}"
-    raise GraphValidationError(detail, file=file, line=line)
+    raise RecordError(detail, file=file, line=line)
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:
@@ -354,7 +332,7 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:
             try:
                 line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
             except UnicodeDecodeError as err:
-                raise GraphValidationError(f"not UTF-8: {err.reason} at byte {err.start}",
+                raise RecordError(f"not UTF-8: {err.reason} at byte {err.start}",
                                            file=file, line=line_no) from None
             if line.strip():
                 yield line_no, parse_json(line, file, line_no)
@@ -377,7 +355,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def read_graphs(path: str | os.PathLike[str]) -> Iterator[ReasoningGraph]:
     """Yield the graphs of a JSONL file, one per non-blank line, validating each.
 
-    Raises :class:`GraphValidationError` with the file, 1-based line and field of the
+    Raises :class:`RecordError` with the file, 1-based line and field of the
     first invalid record; graph ids must be unique within the file.
     """
     file = os.fspath(path)
@@ -385,10 +363,10 @@ def read_graphs(path: str | os.PathLike[str]) -> Iterator[ReasoningGraph]:
     for line_no, record in read_jsonl(file):
         try:
             graph = ReasoningGraph.from_dict(record)
-        except GraphValidationError as err:
+        except RecordError as err:
             raise err.located(file=file, line=line_no) from None
         if graph.id in seen:
-            raise GraphValidationError(
+            raise RecordError(
                 f"duplicate graph id {graph.id!r} (first on line {seen[graph.id]})",
                 file=file, line=line_no, field="id")
         seen[graph.id] = line_no
@@ -402,3 +380,8 @@ def write_graphs(path: str | os.PathLike[str], graphs: Iterable[ReasoningGraph])
     error midway leaves an existing ``path`` untouched.
     """
     return write_lines_atomically(path, (json_line(graph.to_dict()) for graph in graphs))
+
+
+def __getattr__(name: str) -> Any:
+    """Old names of renamed classes, for one release (:mod:`magdi_lightning._compat`)."""
+    return _compat.renamed_attribute(__name__, name)

@@ -8,9 +8,9 @@ from magdi_lightning.data import GraphExample, collate_graphs
 from magdi_lightning.data.datamodule import graph_example
 from magdi_lightning.data.tokenization import PromptFormatter
 from magdi_lightning.graph import Correctness, Edge, Node, ReasoningGraph
+from magdi_lightning.methods.magdi import DistillationModule
 from magdi_lightning.models.graph_encoder import GraphEncoder
 from magdi_lightning.models.student import Student, load_student
-from magdi_lightning.module import DistillationModule
 
 TINY_ARCHITECTURE = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
                      "num_attention_heads": 2, "num_key_value_heads": 2,

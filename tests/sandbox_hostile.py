@@ -1,6 +1,6 @@
 """Hostile programs under the sandbox's threat model, and a runner that checks each one.
 
-The threat model (see :mod:`magdi_lightning.sandbox`): a program runs arbitrary code in its
+The threat model (see :mod:`magdi_lightning.scoring.sandbox`): a program runs arbitrary code in its
 own interpreter. Every program here runs with the Python-level guards switched off
 (``SandboxPool(python_guards=False)``: no audit hook, no import allowlist) and most go
 native through ``ctypes``, so whatever stops them is the kernel: the mount, PID and network
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from magdi_lightning.sandbox import SandboxLimits, SandboxPool, SandboxResult
+from magdi_lightning.scoring.sandbox import SandboxLimits, SandboxPool, SandboxResult
 
 LIMITS = SandboxLimits(wall_seconds=3.0, cpu_seconds=1.0, memory_mb=256, output_bytes=10_000,
                        file_bytes=100_000)

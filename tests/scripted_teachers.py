@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from magdi_lightning.evaluation.benchmarks import BenchmarkExample
+from magdi_lightning.questions import Question
 
 
 def _draw(*parts: object) -> float:
@@ -25,13 +25,13 @@ def _draw(*parts: object) -> float:
 class ScriptedTeachers:
     """Responder and tagger over ``questions`` for :class:`fake_openai.FakeOpenAIServer`."""
 
-    def __init__(self, questions: Sequence[BenchmarkExample], accuracy: float = 0.7,
+    def __init__(self, questions: Sequence[Question], accuracy: float = 0.7,
                  unparseable: float = 0.03) -> None:
         self.questions = list(questions)
         self.accuracy = accuracy
         self.unparseable = unparseable
 
-    def question_of(self, body: dict[str, Any]) -> BenchmarkExample | None:
+    def question_of(self, body: dict[str, Any]) -> Question | None:
         text = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
         found = [(text.rfind(q.question), q) for q in self.questions]
         position, question = max(found, key=lambda item: item[0], default=(-1, None))

@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from magdi_lightning.evaluation.answers import (
+from magdi_lightning.graph import TASK_FAMILIES
+from magdi_lightning.scoring.answers import (
     answers_match,
     extract_answer,
     infer_task,
     normalize_number,
 )
-from magdi_lightning.evaluation.math_equivalence import math_equivalent
-from magdi_lightning.graph import TASK_FAMILIES
+from magdi_lightning.scoring.math_equivalence import math_equivalent
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -231,7 +231,7 @@ def test_costly_math_answers_are_compared_at_once(answer: str) -> None:
 
 
 def test_math_time_limit_stops_a_slow_comparison(monkeypatch: pytest.MonkeyPatch) -> None:
-    from magdi_lightning.evaluation import math_equivalence
+    from magdi_lightning.scoring import math_equivalence
 
     def slow_verify(*args: object, **kwargs: object) -> bool:
         time.sleep(5)

@@ -11,19 +11,15 @@ from typing import Any
 import pytest
 
 from magdi_lightning import CONFIG_DIR
-from magdi_lightning.evaluation.answers import (
+from magdi_lightning.errors import RecordError
+from magdi_lightning.questions import Question
+from magdi_lightning.scoring.answers import (
     CHOICE_LETTERS,
     answers_match,
     extract_answer,
     normalize_number,
 )
-from magdi_lightning.evaluation.benchmarks import (
-    BENCHMARKS,
-    SHARED_FILES,
-    BenchmarkExample,
-    load_benchmark,
-)
-from magdi_lightning.graph import GraphValidationError
+from magdi_lightning.sources.question_sets import BENCHMARKS, SHARED_FILES, load_benchmark
 
 #: Records per shared file, counted independently of the loaders (see test_record_counts).
 EXPECTED_COUNTS = {
@@ -41,7 +37,7 @@ CONFIGS = sorted(path.stem for path in (CONFIG_DIR / "benchmark").glob("*.yaml")
 
 
 @pytest.fixture(scope="module")
-def loaded(shared_data: Path) -> dict[str, list[BenchmarkExample]]:
+def loaded(shared_data: Path) -> dict[str, list[Question]]:
     """Every shared benchmark, loaded once for the module."""
     return {name: load_benchmark(name, data_dir=shared_data) for name in SHARED_FILES}
 
@@ -62,7 +58,7 @@ def test_record_counts_match_the_files(shared_data: Path) -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_COUNTS))
 def test_shared_benchmark_loads_every_record(
-        name: str, loaded: dict[str, list[BenchmarkExample]]) -> None:
+        name: str, loaded: dict[str, list[Question]]) -> None:
     examples = loaded[name]
     assert len(examples) == EXPECTED_COUNTS[name]
     assert {example.task for example in examples} == {EXPECTED_TASKS[name]}
@@ -71,7 +67,7 @@ def test_shared_benchmark_loads_every_record(
     assert all(example_id.startswith(f"{name}-") for example_id in ids)
 
 
-def _student_output(example: BenchmarkExample) -> str:
+def _student_output(example: Question) -> str:
     """A student answer stating the gold answer the way a model would."""
     return {"numeric": f"So she has {example.gold} left. The answer is {example.gold}.",
             "math": f"Therefore the result is $\\boxed{{{example.gold}}}$.",
@@ -82,7 +78,7 @@ def _student_output(example: BenchmarkExample) -> str:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_COUNTS))
 def test_gold_answers_are_canonical_and_scorable(
-        name: str, loaded: dict[str, list[BenchmarkExample]]) -> None:
+        name: str, loaded: dict[str, list[Question]]) -> None:
     for example in loaded[name]:
         if example.task == "numeric":
             assert normalize_number(example.gold) == example.gold
@@ -99,7 +95,7 @@ def test_gold_answers_are_canonical_and_scorable(
         assert answers_match(predicted, example.gold, example.task), (example.id, predicted)
 
 
-def test_wrong_answers_do_not_match(loaded: dict[str, list[BenchmarkExample]]) -> None:
+def test_wrong_answers_do_not_match(loaded: dict[str, list[Question]]) -> None:
     arc = loaded["arc_challenge"][0]
     wrong = "A" if arc.gold != "A" else "B"
     assert not answers_match(extract_answer(f"The answer is ({wrong}).", arc.task), arc.gold,
@@ -109,7 +105,7 @@ def test_wrong_answers_do_not_match(loaded: dict[str, list[BenchmarkExample]]) -
                              "numeric")
 
 
-def test_known_records_parse_exactly(loaded: dict[str, list[BenchmarkExample]]) -> None:
+def test_known_records_parse_exactly(loaded: dict[str, list[Question]]) -> None:
     gsm8k, svamp, aqua = loaded["gsm8k"][0], loaded["svamp"][0], loaded["aqua"][0]
     assert (gsm8k.id, gsm8k.gold) == ("gsm8k-0", "18")
     assert gsm8k.metadata["solution"].endswith("#### 18")
@@ -138,7 +134,7 @@ def test_known_records_parse_exactly(loaded: dict[str, list[BenchmarkExample]]) 
     assert mmlu.gold == "D"
 
 
-def test_ecqa_keeps_a_repeated_option_once(loaded: dict[str, list[BenchmarkExample]]) -> None:
+def test_ecqa_keeps_a_repeated_option_once(loaded: dict[str, list[Question]]) -> None:
     (studio,) = [e for e in loaded["ecqa"] if e.question.startswith("The person was in the "
                                                                      "drawing room")]
     assert studio.choices == ("house in england", "studio", "large house", "mansion")
@@ -146,7 +142,7 @@ def test_ecqa_keeps_a_repeated_option_once(loaded: dict[str, list[BenchmarkExamp
 
 
 def test_limit_takes_the_first_examples(shared_data: Path,
-                                        loaded: dict[str, list[BenchmarkExample]]) -> None:
+                                        loaded: dict[str, list[Question]]) -> None:
     assert load_benchmark("gsm8k", data_dir=shared_data, limit=5) == loaded["gsm8k"][:5]
     assert load_benchmark("mmlu_debates", data_dir=shared_data, limit=0) == []
     assert len(load_benchmark("mmlu_debates", data_dir=shared_data, limit=1000)) == 20
@@ -232,7 +228,7 @@ def test_malformed_records_name_file_line_and_field(
         field: str | None, tmp_path: Path) -> None:
     path = tmp_path / file
     path.write_text(content, encoding="utf-8")
-    with pytest.raises(GraphValidationError) as info:
+    with pytest.raises(RecordError) as info:
         load_benchmark(name, path=path)
     error = info.value
     assert (error.file, error.line, error.field) == (str(path), line, field), str(error)
@@ -249,12 +245,12 @@ def test_ecqa_errors_give_the_line_a_row_starts_on(tmp_path: Path) -> None:
     bad = "1,id1,c,Where?,a,b,c,d,e,z,p,n,x\n"
     path = tmp_path / "ecqa.csv"
     path.write_text(_ECQA_HEADER + good + bad, encoding="utf-8")
-    with pytest.raises(GraphValidationError, match="'z' is not one of the options") as info:
+    with pytest.raises(RecordError, match="'z' is not one of the options") as info:
         load_benchmark("ecqa", path=path)
     assert (info.value.line, info.value.field) == (4, "q_ans")
     assert "(in row 1)" in str(info.value)
     path.write_text(_ECQA_HEADER.replace("q_op5,", "") + good, encoding="utf-8")
-    with pytest.raises(GraphValidationError, match="header") as info:
+    with pytest.raises(RecordError, match="header") as info:
         load_benchmark("ecqa", path=path)
     assert (info.value.line, info.value.field) == (1, "q_op5")
 
@@ -262,7 +258,7 @@ def test_ecqa_errors_give_the_line_a_row_starts_on(tmp_path: Path) -> None:
 def test_repeated_ids_are_rejected(tmp_path: Path) -> None:
     path = tmp_path / "sqa.json"
     path.write_text(json.dumps([{"qid": "a", "question": "q?", "answer": True}] * 2))
-    with pytest.raises(GraphValidationError, match="duplicate example id 'strategyqa-a'"):
+    with pytest.raises(RecordError, match="duplicate example id 'strategyqa-a'"):
         load_benchmark("strategyqa", path=path)
 
 
@@ -278,13 +274,13 @@ def test_repeated_ids_are_rejected(tmp_path: Path) -> None:
 ])
 def test_examples_reject_gold_answers_nothing_could_match(fields: dict[str, Any],
                                                          field: str) -> None:
-    with pytest.raises(GraphValidationError) as info:
-        BenchmarkExample(**{"id": "x-0", "question": "q?", **fields})
+    with pytest.raises(RecordError) as info:
+        Question(**{"id": "x-0", "question": "q?", **fields})
     assert info.value.field == field
 
 
 # ------------------------------------------------------------------------ Hugging Face
-def _hf(tmp_path: Path, file: str, content: str, **options: Any) -> list[BenchmarkExample]:
+def _hf(tmp_path: Path, file: str, content: str, **options: Any) -> list[Question]:
     path = tmp_path / file
     path.write_text(content, encoding="utf-8")
     builder = {"jsonl": "json", "json": "json", "csv": "csv"}[path.suffix[1:]]
@@ -322,10 +318,10 @@ def test_hf_multiple_choice_from_option_lists(tmp_path: Path) -> None:
 
 def test_hf_errors_name_the_row_and_column(tmp_path: Path) -> None:
     content = _jsonl({"q": "1+1?", "a": "2"}, {"q": "2+2?", "a": "four-ish"})
-    with pytest.raises(GraphValidationError, match=r"no such column\(s\) \['question'\]"):
+    with pytest.raises(RecordError, match=r"no such column\(s\) \['question'\]"):
         _hf(tmp_path, "bad.jsonl", content, question_field="question", answer_field="a",
             task="numeric")
-    with pytest.raises(GraphValidationError, match=r"\(in train row 1\)") as info:
+    with pytest.raises(RecordError, match=r"\(in train row 1\)") as info:
         _hf(tmp_path, "bad.jsonl", content, question_field="q", answer_field="a",
             task="numeric")
     assert (info.value.field, info.value.file) == ("a", str(tmp_path / "bad.jsonl"))

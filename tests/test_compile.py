@@ -11,7 +11,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from magdi_lightning import CONFIG_DIR
-from magdi_lightning.cli.train import compile_student
+from magdi_lightning.cli.common import compile_student
 from magdi_lightning.data import collate_graphs
 from magdi_lightning.data.tokenization import PromptFormatter
 from magdi_lightning.evaluation.generation import generate

@@ -15,8 +15,8 @@ from omegaconf import DictConfig
 
 from magdi_lightning import CONFIG_DIR
 from magdi_lightning.cli.errors import USAGE_ERROR
-from magdi_lightning.config_checks import check_config, looks_like_a_path
 from magdi_lightning.errors import UserError
+from magdi_lightning.runtime.config_checks import check_config, looks_like_a_path
 
 
 def _compose(primary: str, overrides: list[str]) -> DictConfig:
@@ -48,9 +48,13 @@ BAD = [
     ("train", ["trainer.max_steps=-1"], "trainer.max_steps=-1"),  # -1 without max_epochs
     ("siked", ["steps.first=0"], "steps.first=0"),
     ("siked", ["iterations=0"], "iterations=0"),
-    ("train", ["method=magdi", "data=toy_strategies"], "data._target_"),
-    ("train", ["method=sft", "data=toy_strategies"], "method._target_"),
-    ("train", ["+data.batch_unit=pair_rows"], "data.batch_unit=pair_rows"),
+    ("train", ["data._target_=magdi_lightning.data.task_datamodule.TaskDataModule"],
+     "data._target_"),
+    ("train", ["method=sft", "data._target_=magdi_lightning.data.task_datamodule.TaskDataModule"],
+     "method._target_"),
+    ("train", ["data.batch_unit=pair_rows"], "data.batch_unit=pair_rows"),
+    ("train", ["method=tinyllm", "data=toy_rationales", "+data.packing=true"],
+     "data.packing: not an option of TaskDataModule"),
     ("train", ["method.mode=typo"], "method.mode='typo'"),
     ("train", ["student=hf", "student.name_or_path=./models/missing"],
      "student.name_or_path='./models/missing': no such file or directory"),

@@ -19,8 +19,8 @@ import pytest
 from fake_openai import FakeOpenAIServer, Fault
 from scripted_teachers import ScriptedTeachers
 
-from magdi_lightning.evaluation.benchmarks import load_toy_questions
 from magdi_lightning.graph import read_graphs
+from magdi_lightning.sources.question_sets import load_toy_questions
 
 KEY = "sk-test-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 KEY_ENV = "MAGDI_TEST_TEACHER_KEY"

@@ -57,7 +57,7 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(
     print("train/loss two processes:", [round(v, 4) for v in losses_two])
     print("val/loss:", one["val/loss"], two["val/loss"])
     # The first steps see identical weights and batches; later ones drift slightly, as each
-    # rank averages its losses over its own graphs (see the README: Distributed training).
+    # rank averages its losses over its own graphs (see docs/scale.md: Distributed training).
     assert losses_two[:2] == pytest.approx(losses_one[:2], rel=1e-4)
     assert losses_two == pytest.approx(losses_one, rel=3e-2)
     assert two["val/loss"] == pytest.approx(one["val/loss"], rel=2e-2)

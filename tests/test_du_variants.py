@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from magdi_lightning.graph import Correctness, GraphValidationError
+from magdi_lightning.errors import RecordError
+from magdi_lightning.graph import Correctness
 from magdi_lightning.sources.du import import_du
 
 C, W, U = Correctness.CORRECT, Correctness.INCORRECT, Correctness.UNKNOWN
@@ -123,7 +124,7 @@ def test_content_parts_null_content_extra_keys_and_null_gold(tmp_path: Path) -> 
 ])
 def test_variant_errors_are_located(tmp_path: Path, text: str, field: str | None,
                                     reason: str) -> None:
-    with pytest.raises(GraphValidationError) as caught:
+    with pytest.raises(RecordError) as caught:
         _import(tmp_path, text)
     assert caught.value.field == field and reason in str(caught.value)
 

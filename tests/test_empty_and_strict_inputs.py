@@ -12,7 +12,8 @@ import pytest
 from magdi_lightning.cli.import_graphs import main as import_main
 from magdi_lightning.cli.score import main as score_main
 from magdi_lightning.data.datamodule import _check_labels
-from magdi_lightning.graph import GraphValidationError, ReasoningGraph, read_graphs
+from magdi_lightning.errors import RecordError
+from magdi_lightning.graph import ReasoningGraph, read_graphs
 from magdi_lightning.sources._common import load_records
 
 GRAPH = {"id": "g", "question": "1+1?", "gold_answer": "2", "task": "numeric",
@@ -67,7 +68,7 @@ def test_duplicate_keys_are_rejected_by_every_reader(tmp_path: Path, reader: str
     path = tmp_path / "input.jsonl"
     path.write_text('{"id": "g", "id": "h", "output": "1", "gold": 1}\n')
     duplicate = r"input.jsonl:1: invalid JSON: duplicate key 'id'"
-    with pytest.raises(GraphValidationError, match=duplicate):
+    with pytest.raises(RecordError, match=duplicate):
         if reader == "graphs":
             list(read_graphs(path))
         elif reader == "importer":
@@ -80,7 +81,7 @@ def test_duplicate_keys_are_rejected_by_every_reader(tmp_path: Path, reader: str
 def test_a_cycle_inside_one_round_is_rejected() -> None:
     nodes = [{**GRAPH["nodes"][0], "id": name} for name in ("a", "b", "c")]
     edges = [["a", "b"], ["b", "c"], ["c", "a"]]
-    with pytest.raises(GraphValidationError, match=r"cycle inside one round"):
+    with pytest.raises(RecordError, match=r"cycle inside one round"):
         ReasoningGraph.from_dict({**GRAPH, "nodes": nodes, "edges": edges})
     acyclic = ReasoningGraph.from_dict({**GRAPH, "nodes": nodes, "edges": edges[:2]})
     assert len(acyclic.edges) == 2
@@ -94,5 +95,5 @@ def test_graphs_without_labels_warn_which_losses_cannot_train(
         _check_labels([unlabelled], "graphs.jsonl")
     assert "margin ranking and node classification" in caplog.text
     assert "0 nodes labelled correct" in caplog.text
-    with pytest.raises(GraphValidationError, match="no graphs to train on"):
+    with pytest.raises(RecordError, match="no graphs to train on"):
         _check_labels([], "graphs.jsonl")

@@ -55,8 +55,8 @@ def test_magdi_eval_writes_metrics_and_predictions(tmp_path: Path, shared_data: 
 
 def test_magdi_eval_reports_token_efficiency_against_teacher_graphs(
         tmp_path: Path, shared_data: Path) -> None:
-    from magdi_lightning.evaluation.benchmarks import load_benchmark
     from magdi_lightning.graph import Node, ReasoningGraph, write_graphs
+    from magdi_lightning.sources.question_sets import load_benchmark
 
     examples = load_benchmark("svamp", data_dir=shared_data, limit=3)
     write_graphs(tmp_path / "teachers.jsonl", [

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from magdi_lightning.evaluation.answers import (
+from magdi_lightning.scoring.answers import (
     CHOICE_LETTERS,
     answers_match,
     extract_answer,
@@ -214,8 +214,8 @@ def test_sandbox_reproduces_the_pot_authors_execution(
     records ``abs(ans)``: without it, 20 of the 999 SVAMP programs differ in sign only."""
     from functools import partial
 
-    from magdi_lightning.evaluation.pot import READINGS, agrees, read_records
-    from magdi_lightning.sandbox import SandboxLimits, run_programs
+    from magdi_lightning.scoring.pot import READINGS, agrees, read_records
+    from magdi_lightning.scoring.sandbox import SandboxLimits, run_programs
 
     records = [r for r in _jsonl(shared_data / file) if "generated" in r]
     # The authors ran without limits. Both limits are relaxed so that no machine's speed

@@ -56,13 +56,13 @@ def test_sampling_option_samples_and_top_k_one_is_greedy() -> None:
     keeps only the likeliest token, so it must equal greedy decoding."""
     from omegaconf import OmegaConf
 
-    from magdi_lightning.evaluation.benchmarks import BenchmarkExample
     from magdi_lightning.evaluation.generation import evaluate, sampling_settings
+    from magdi_lightning.questions import Question
 
     torch.manual_seed(0)
     student = tiny_student(initializer_range=0.5)
     formatter = PromptFormatter(student.tokenizer)
-    examples = [BenchmarkExample(id=str(i), question=q, gold="5", task="numeric")
+    examples = [Question(id=str(i), question=q, gold="5", task="numeric")
                 for i, q in enumerate(QUESTIONS)]
     greedy = [p.output for p in evaluate(student, formatter, examples, 2, 8)]
     top1 = [p.output for p in evaluate(student, formatter, examples, 2, 8,

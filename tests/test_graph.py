@@ -8,15 +8,8 @@ from typing import Any
 
 import pytest
 
-from magdi_lightning.graph import (
-    Correctness,
-    Edge,
-    GraphValidationError,
-    Node,
-    ReasoningGraph,
-    read_graphs,
-    write_graphs,
-)
+from magdi_lightning.errors import RecordError
+from magdi_lightning.graph import Correctness, Edge, Node, ReasoningGraph, read_graphs, write_graphs
 
 
 def _node(node_id: str, round_: int = 0, **fields: Any) -> Node:
@@ -47,14 +40,14 @@ def _record(**fields: Any) -> dict[str, Any]:
 ])
 def test_bad_edges_are_rejected_with_their_field(edges: list[Edge], field: str,
                                                   reason: str) -> None:
-    with pytest.raises(GraphValidationError) as caught:
+    with pytest.raises(RecordError) as caught:
         _graph(edges=edges)
     assert caught.value.field == field
     assert reason in str(caught.value)
 
 
 def test_duplicate_node_ids_are_rejected() -> None:
-    with pytest.raises(GraphValidationError) as caught:
+    with pytest.raises(RecordError) as caught:
         _graph(nodes=[_node("a"), _node("a", 1)], edges=[])
     assert caught.value.field == "nodes[1].id"
 
@@ -83,7 +76,7 @@ def test_same_round_edges_are_allowed() -> None:
                      "correctness": "maybe"}]), "nodes[0].correctness"),
 ])
 def test_from_dict_names_the_bad_field(record: dict[str, Any], field: str) -> None:
-    with pytest.raises(GraphValidationError) as caught:
+    with pytest.raises(RecordError) as caught:
         ReasoningGraph.from_dict(record)
     assert caught.value.field == field
 
@@ -92,7 +85,7 @@ def test_read_graphs_names_file_line_and_field(tmp_path: Path) -> None:
     path = tmp_path / "graphs.jsonl"
     bad = _record(id="second", edges=[["a", "nowhere"]])
     path.write_text(json.dumps(_record()) + "\n\n" + json.dumps(bad) + "\n", encoding="utf-8")
-    with pytest.raises(GraphValidationError) as caught:
+    with pytest.raises(RecordError) as caught:
         list(read_graphs(path))
     err = caught.value
     assert (err.file, err.line, err.field) == (str(path), 3, "edges[0].target")
@@ -106,7 +99,7 @@ def test_read_graphs_names_file_line_and_field(tmp_path: Path) -> None:
 def test_read_graphs_reports_bad_lines(tmp_path: Path, text: str, reason: str) -> None:
     path = tmp_path / "graphs.jsonl"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(GraphValidationError, match=reason) as caught:
+    with pytest.raises(RecordError, match=reason) as caught:
         list(read_graphs(path))
     assert caught.value.file == str(path)
 
@@ -153,16 +146,17 @@ def test_interrupted_generator_leaves_the_old_file_intact(tmp_path: Path) -> Non
 
     def graphs_then_failure():
         yield _graph("new")
-        raise GraphValidationError("bad record", file="input.json", line=9)
+        raise RecordError("bad record", file="input.json", line=9)
 
-    with pytest.raises(GraphValidationError):
+    with pytest.raises(RecordError):
         write_graphs(path, graphs_then_failure())
     assert [g.id for g in read_graphs(path)] == ["old"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["graphs.jsonl"]
 
 
 def test_node_metadata_round_trips_and_must_be_an_object() -> None:
-    from magdi_lightning.graph import GraphValidationError, Node, ReasoningGraph
+    from magdi_lightning.errors import RecordError
+    from magdi_lightning.graph import Node, ReasoningGraph
 
     graph = ReasoningGraph(id="g", question="q?", gold_answer="1", task="numeric", nodes=[
         Node(id="a", agent="a", round=0, reasoning="r",
@@ -172,5 +166,5 @@ def test_node_metadata_round_trips_and_must_be_an_object() -> None:
     record["nodes"][0]["metadata"] = "high"
     import pytest
 
-    with pytest.raises(GraphValidationError, match=r"nodes\[0\]\.metadata"):
+    with pytest.raises(RecordError, match=r"nodes\[0\]\.metadata"):
         ReasoningGraph.from_dict(record)

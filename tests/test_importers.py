@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from magdi_lightning.cli.import_graphs import main
-from magdi_lightning.graph import Correctness, GraphValidationError, ReasoningGraph, read_graphs
+from magdi_lightning.errors import RecordError
+from magdi_lightning.graph import Correctness, ReasoningGraph, read_graphs
 from magdi_lightning.sources import IMPORTERS, import_graphs
 from magdi_lightning.sources.du import import_du
 from magdi_lightning.sources.gsm8k_solutions import import_gsm8k_solutions
@@ -283,7 +284,7 @@ def test_du_ids_are_stable_and_distinct(tmp_path: Path) -> None:
 def test_du_malformed_logs_are_located(tmp_path: Path, log: Any, field: str | None,
                                        reason: str) -> None:
     path = _write_json(tmp_path / "bad.json", log)
-    with pytest.raises(GraphValidationError) as caught:
+    with pytest.raises(RecordError) as caught:
         list(import_du(path))
     err = caught.value
     assert (err.file, err.field) == (str(path), field)
@@ -295,13 +296,13 @@ def test_du_malformed_logs_are_located(tmp_path: Path, log: Any, field: str | No
 def test_du_rejects_broken_json(tmp_path: Path) -> None:
     path = tmp_path / "broken.json"
     path.write_text('{"Q?": [[], "1"], "Q?": [[], "2"]}', encoding="utf-8")
-    with pytest.raises(GraphValidationError, match="duplicate key"):
+    with pytest.raises(RecordError, match="duplicate key"):
         list(import_du(path))
     path.write_bytes(b"\xff\xfe")
-    with pytest.raises(GraphValidationError, match="not UTF-8"):
+    with pytest.raises(RecordError, match="not UTF-8"):
         list(import_du(path))
     path.write_text("[" * 100_000, encoding="utf-8")
-    with pytest.raises(GraphValidationError, match="invalid JSON"):
+    with pytest.raises(RecordError, match="invalid JSON"):
         list(import_du(path))
 
 
@@ -383,7 +384,7 @@ def test_magdi_malformed_records_are_located(tmp_path: Path, records: Any, field
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(records, indent=1 if isinstance(records, dict) else None),
                     encoding="utf-8")
-    with pytest.raises(GraphValidationError) as caught:
+    with pytest.raises(RecordError) as caught:
         list(import_magdi(path))
     assert (caught.value.file, caught.value.field) == (str(path), field)
     assert reason in str(caught.value)
@@ -453,16 +454,16 @@ def test_tinyllm_mismatches_are_clear_errors(tmp_path: Path, mutate: Any, reason
     rationales = [_rationale(r["question"], r["choices"], "Thus, the answer is (a)", "Hmm.")
                   for r in _RECORDS]
     records, rationales = mutate(_RECORDS, rationales)
-    with pytest.raises(GraphValidationError, match=re.escape(reason)):
+    with pytest.raises(RecordError, match=re.escape(reason)):
         list(import_tinyllm(_tinyllm_dir(tmp_path, records, rationales)))
 
 
 def test_tinyllm_missing_files(tmp_path: Path) -> None:
-    with pytest.raises(GraphValidationError, match=r"no split file toyset_valid\.json"):
+    with pytest.raises(RecordError, match=r"no split file toyset_valid\.json"):
         list(import_tinyllm(_tinyllm_dir(tmp_path, _RECORDS, []), split="valid"))
     directory = _tinyllm_dir(tmp_path, _RECORDS, [])
     (directory / "llm" / "train_CoT_0.json").rename(directory / "llm" / "train_CoT_1.json")
-    with pytest.raises(GraphValidationError, match="without gaps; found"):
+    with pytest.raises(RecordError, match="without gaps; found"):
         list(import_tinyllm(directory))
 
 
@@ -499,7 +500,7 @@ def test_gsm8k_solutions_malformed_lines_are_located(tmp_path: Path, line: str,
     path = tmp_path / "solutions.jsonl"
     good = json.dumps(_solutions_record(t={"is_correct": True, "solution": "5"}))
     path.write_text(f"{good}\n\n{line}\n", encoding="utf-8")
-    with pytest.raises(GraphValidationError) as caught:
+    with pytest.raises(RecordError) as caught:
         list(import_gsm8k_solutions(path))
     assert (caught.value.file, caught.value.line, caught.value.field) == (str(path), 3, field)
     assert reason in str(caught.value)

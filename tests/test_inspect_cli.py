@@ -23,8 +23,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from magdi_lightning import CONFIG_DIR
+from magdi_lightning.cli.common import build_datamodule
 from magdi_lightning.cli.inspect_data import CONFIGS, _entry, inspect_examples, render
-from magdi_lightning.cli.train import build_datamodule
 from magdi_lightning.graph import Correctness, Edge, Node, ReasoningGraph, write_graphs
 from magdi_lightning.losses import IGNORE_INDEX
 from magdi_lightning.strategies import STRATEGIES
@@ -235,7 +235,7 @@ def test_records_are_what_the_training_loop_receives(overrides: list[str],
     loop receives is the batch magdi-inspect decoded."""
     from hydra.utils import instantiate
 
-    from magdi_lightning.cli.train import student_recipe
+    from magdi_lightning.cli.common import student_recipe
 
     cfg = _config("train", [*overrides, "inspect.n=3"], log_dir)
     records = inspect_examples(cfg)

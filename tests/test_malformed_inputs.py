@@ -2,7 +2,7 @@
 
 Every reader of outside data (the graph validator and each importer) is fed random JSON,
 random bytes and random mutations of valid records. Each call must either succeed or
-raise :class:`GraphValidationError`; anything else (``KeyError``, ``TypeError``, ...)
+raise :class:`RecordError`; anything else (``KeyError``, ``TypeError``, ...)
 is a bug. 10,500 malformed inputs in all (5,500 for the validator, 5,000 for the four
 importers) plus 400 valid ones; about 20 s on two cores.
 
@@ -28,7 +28,8 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from magdi_lightning.graph import GraphValidationError, ReasoningGraph, read_graphs
+from magdi_lightning.errors import RecordError
+from magdi_lightning.graph import ReasoningGraph, read_graphs
 from magdi_lightning.sources.du import import_du
 from magdi_lightning.sources.gsm8k_solutions import import_gsm8k_solutions
 from magdi_lightning.sources.gsm8k_strategies import import_gsm8k_strategies
@@ -115,11 +116,11 @@ def _mutate(rng: random.Random, value: Any) -> Any:
 
 
 def _check(call: Callable[[], Any]) -> None:
-    """Run a reader to the end: success or a GraphValidationError, nothing else."""
+    """Run a reader to the end: success or a RecordError, nothing else."""
     try:
         call()
-    except GraphValidationError as err:
-        assert str(err)  # a message, and nothing but a GraphValidationError escaped
+    except RecordError as err:
+        assert str(err)  # a message, and nothing but a RecordError escaped
 
 
 @pytest.fixture(scope="module")
@@ -361,21 +362,21 @@ def test_importers_on_random_bytes(workdir: Path, name: str) -> None:
 
 
 # ------------------------------------------------------------------ regressions
-# Inputs on which graph.py once raised something other than GraphValidationError.
+# Inputs on which graph.py once raised something other than RecordError.
 def _node_record(**fields: Any) -> dict[str, Any]:
     return {"id": "g", "question": "q", "gold_answer": "1", "task": "numeric",
             "nodes": [{"id": "a", "agent": "x", "round": 0, "reasoning": "", **fields}]}
 
 
 def test_non_string_correctness_is_a_clean_error() -> None:
-    with pytest.raises(GraphValidationError):
+    with pytest.raises(RecordError):
         ReasoningGraph.from_dict(_node_record(correctness=[]))
 
 
 def test_invalid_utf8_is_a_clean_error(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_bytes(b"\xff\n")
-    with pytest.raises(GraphValidationError):
+    with pytest.raises(RecordError):
         list(read_graphs(path))
 
 
@@ -384,10 +385,10 @@ def test_invalid_utf8_is_a_clean_error(tmp_path: Path) -> None:
 def test_json_beyond_parser_limits_is_a_clean_error(tmp_path: Path, line: bytes) -> None:
     path = tmp_path / "deep.jsonl"
     path.write_bytes(line + b"\n")
-    with pytest.raises(GraphValidationError):
+    with pytest.raises(RecordError):
         list(read_graphs(path))
 
 
 def test_lone_surrogates_are_rejected_before_they_reach_a_writer() -> None:
-    with pytest.raises(GraphValidationError, match=r"nodes\[0\]\.reasoning"):
+    with pytest.raises(RecordError, match=r"nodes\[0\]\.reasoning"):
         ReasoningGraph.from_dict(_node_record(reasoning="\ud800"))

@@ -147,7 +147,7 @@ def test_a_siked_run_takes_the_run_lock_and_record(tmp_path: Path) -> None:
 
     from magdi_lightning import CONFIG_DIR
     from magdi_lightning.cli.siked import run_siked
-    from magdi_lightning.runs import ResumeError, RunLock, RunRecord
+    from magdi_lightning.runtime.runs import ResumeError, RunLock, RunRecord
 
     def config(*overrides: str) -> DictConfig:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
@@ -179,3 +179,31 @@ def test_a_siked_run_takes_the_run_lock_and_record(tmp_path: Path) -> None:
     finished = RunRecord.read(run_dir)
     assert finished is not None
     assert (finished.status, finished.wandb_id) == ("finished", crashed.wandb_id)
+
+
+def test_siked_iteration_data_is_the_configured_data_module(tmp_path: Path) -> None:
+    """Each iteration's data module is ``magdi-train``'s call on the mixture: every ``data.``
+    option the user set reaches it, only the source, splits and tasks are SIKeD's."""
+    from hydra import compose, initialize_config_dir
+    from transformers import AutoTokenizer
+
+    from magdi_lightning import CONFIG_DIR
+    from magdi_lightning.cli.siked import iteration_data
+    from magdi_lightning.graph import write_graphs
+    from magdi_lightning.methods.siked import TRAINING_TASKS
+    from magdi_lightning.models.tokenizer import DEFAULT_TOKENIZER_DIR
+    from magdi_lightning.sources.toy import ToyWorldConfig, generate_toy_graphs
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="siked", overrides=[
+            "data.num_workers=1", "data.mask_prompt=false", "data.eval_batch_size=7",
+            "data.max_length=99", "data.max_graphs=3", f"paths.log_dir={tmp_path}"])
+    mixture = tmp_path / "mixture.jsonl"
+    write_graphs(mixture, generate_toy_graphs(ToyWorldConfig(num_questions=4, kind="strategies")))
+    tokenizer = AutoTokenizer.from_pretrained(str(DEFAULT_TOKENIZER_DIR))
+    data = iteration_data(cfg, mixture, tokenizer, encoder_decoder=False)
+    assert (data.num_workers, data.mask_prompt, data.eval_batch_size, data.max_length) == (
+        1, False, 7, 99)
+    assert data.tasks is TRAINING_TASKS and data.max_graphs is None
+    data.setup("fit")
+    assert len(data.examples["train"]) > 0 and not data.splits["test"]

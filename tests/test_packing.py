@@ -9,8 +9,8 @@ import torch
 
 from magdi_lightning.data import collate_graphs
 from magdi_lightning.data.batch import CORRECT
+from magdi_lightning.methods.magdi import DistillationModule, graph_hidden_states
 from magdi_lightning.models.student import load_student
-from magdi_lightning.module import DistillationModule
 from tests.factories import TINY_ARCHITECTURE, examples, hand_graphs, tiny_module, tiny_student
 
 
@@ -75,8 +75,8 @@ def test_responses_do_not_see_each_other() -> None:
     items[0].input_ids[1] = changed
     after = collate_graphs(items, pad, packing=True)
     with torch.no_grad():
-        h_before = module._hidden_states(before)[0]
-        h_after = module._hidden_states(after)[0]
+        h_before = graph_hidden_states(module.student, before)[0]
+        h_after = graph_hidden_states(module.student, after)[0]
     touched = after.response_tokens[after.node_to_seq[1]]
     untouched = torch.ones(h_before.shape[0], dtype=torch.bool)
     untouched[touched[touched >= 0]] = False

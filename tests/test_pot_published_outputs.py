@@ -8,7 +8,7 @@ redistributed here: put any of them in a folder and point ``MAGDI_POT_OUTPUTS`` 
     MAGDI_POT_OUTPUTS=/tmp/pot_outputs python3 -m pytest tests/test_pot_published_outputs.py -s
 
 Each file's programs are run and read as the script that wrote it reads them
-(:data:`~magdi_lightning.evaluation.pot.READINGS`: the dataset and ``_zs`` in the file name
+(:data:`~magdi_lightning.scoring.pot.READINGS`: the dataset and ``_zs`` in the file name
 name the script, ``_sc`` runs are the same script voting over its samples), the agreement
 with the recorded ``executed`` (``generated_prediction`` for AQuA) is printed, and held to
 99.5%. Lines without ``generated`` (a run's prompt) are skipped.
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from magdi_lightning.evaluation.pot import READINGS, agrees, read_records
-from magdi_lightning.sandbox import SandboxLimits, run_programs
+from magdi_lightning.scoring.pot import READINGS, agrees, read_records
+from magdi_lightning.scoring.sandbox import SandboxLimits, run_programs
 
 OUTPUTS_ENV = "MAGDI_POT_OUTPUTS"
 _NAME = re.compile(r"(?P<dataset>[a-z0-9]+?)(?P<zs>_zs)?(?:_sc)?_s\d+_e-?\d+_[\d_]+\.jsonl")

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from magdi_lightning.evaluation.pot import (
+from magdi_lightning.scoring.pot import (
     READINGS,
     PotReading,
     agrees,
@@ -21,7 +21,7 @@ from magdi_lightning.evaluation.pot import (
     read_records,
     vote,
 )
-from magdi_lightning.sandbox import run_programs
+from magdi_lightning.scoring.sandbox import run_programs
 
 FEW_SHOT = READINGS["gsm8k"]        # floatify
 ZERO_SHOT = READINGS["gsm8k_zs"]    # simplify, then floatify

@@ -19,14 +19,14 @@ import pytest
 from omegaconf import OmegaConf
 
 from magdi_lightning.data.responses import ResponseText
-from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.graph import Node
+from magdi_lightning.questions import Question
 from magdi_lightning.teachers.endpoints import Completion, TeacherSpec
 from magdi_lightning.teachers.protocols import ReConcile
 from magdi_lightning.teachers.teacher import Teacher
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-QUESTION = BenchmarkExample(id="q1", question="What is 3 + 5?", gold="8", task="numeric")
+QUESTION = Question(id="q1", question="What is 3 + 5?", gold="8", task="numeric")
 
 
 class ScriptedEndpoint:

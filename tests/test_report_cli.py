@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from magdi_lightning import reporting
 from magdi_lightning.cli.report import main
-from magdi_lightning.reporting import (
+from magdi_lightning.runtime import aggregate
+from magdi_lightning.runtime.aggregate import (
     ReportError,
     build_report,
     collect_runs,
@@ -85,7 +85,7 @@ def sweep(tmp_path: Path) -> Path:
     return root
 
 
-def stats_by_label(report: reporting.Report, metric: str) -> dict[str, reporting.Stat]:
+def stats_by_label(report: aggregate.Report, metric: str) -> dict[str, aggregate.Stat]:
     return {group.label: group.stats[metric] for group in report.groups}
 
 
@@ -96,8 +96,8 @@ def test_seeds_of_one_configuration_aggregate_with_exact_statistics(sweep: Path)
     assert report.metrics == ("heldout_accuracy",)
     assert [g.label for g in report.groups] == ["(no overrides)", MR]
     stats = stats_by_label(report, "heldout_accuracy")
-    assert stats[MR] == reporting.Stat(n=3, mean=0.75, std=0.25)
-    assert stats["(no overrides)"] == reporting.Stat(n=2, mean=0.375, std=B_STD)
+    assert stats[MR] == aggregate.Stat(n=3, mean=0.75, std=0.25)
+    assert stats["(no overrides)"] == aggregate.Stat(n=2, mean=0.375, std=B_STD)
     assert math.isclose(B_STD, math.sqrt(2) / 8, rel_tol=1e-15)
     assert report.runs == 5
 
@@ -115,12 +115,12 @@ def test_unfinished_and_corrupt_runs_are_listed_as_skipped(sweep: Path) -> None:
 
 
 def test_single_run_has_zero_std_and_std_is_the_sample_std() -> None:
-    assert reporting.aggregate([0.3]) == reporting.Stat(1, 0.3, 0.0)
-    assert reporting.aggregate([1.0, 2.0, 3.0, 4.0]) == reporting.Stat(
+    assert aggregate.aggregate([0.3]) == aggregate.Stat(1, 0.3, 0.0)
+    assert aggregate.aggregate([1.0, 2.0, 3.0, 4.0]) == aggregate.Stat(
         4, 2.5, statistics.stdev([1.0, 2.0, 3.0, 4.0]))
-    empty = reporting.aggregate([])
+    empty = aggregate.aggregate([])
     assert empty.n == 0 and math.isnan(empty.mean)
-    diverged = reporting.aggregate([1.0, math.nan])  # a diverged seed is not averaged away
+    diverged = aggregate.aggregate([1.0, math.nan])  # a diverged seed is not averaged away
     assert diverged.n == 2 and math.isnan(diverged.mean) and math.isnan(diverged.std)
 
 
@@ -132,7 +132,7 @@ def test_override_order_and_seed_spelling_do_not_split_a_group(tmp_path: Path) -
     report = build_report(*collect_runs([str(tmp_path)]))
     (group,) = report.groups
     assert group.label == f"{MR} optimizer.lr=1e-4"
-    assert group.stats["heldout_accuracy"] == reporting.Stat(2, 0.6, statistics.stdev([0.5, 0.7]))
+    assert group.stats["heldout_accuracy"] == aggregate.Stat(2, 0.6, statistics.stdev([0.5, 0.7]))
     # without ignoring seed every run is its own group
     assert len(build_report(*collect_runs([str(tmp_path)]), ignore=()).groups) == 2
 
@@ -152,10 +152,10 @@ def test_grouping_by_config_keys(tmp_path: Path) -> None:
         (("method.loss_weights.mr", 0.5), ("optimizer.lr", 1e-4)),
         (("method.loss_weights.mr", 0.5), ("optimizer.lr", 3e-3))]
     stats = [g.stats["heldout_accuracy"] for g in report.groups]
-    assert stats[0] == reporting.Stat(1, 0.4, 0.0)
-    assert stats[1] == reporting.Stat(2, 0.7, statistics.stdev([0.6, 0.8]))
+    assert stats[0] == aggregate.Stat(1, 0.4, 0.0)
+    assert stats[1] == aggregate.Stat(2, 0.7, statistics.stdev([0.6, 0.8]))
     assert stats[1].mean == statistics.fmean([0.6, 0.8])
-    assert stats[2] == reporting.Stat(1, 0.1, 0.0)
+    assert stats[2] == aggregate.Stat(1, 0.1, 0.0)
 
 
 def test_config_key_missing_in_some_runs_groups_as_missing_and_in_all_is_an_error(
@@ -165,7 +165,7 @@ def test_config_key_missing_in_some_runs_groups_as_missing_and_in_all_is_an_erro
     make_run(tmp_path / "b", [], {"method": {"name": "sft"}}, {"heldout_accuracy": 0.25})
     runs, skipped = collect_runs([str(tmp_path)])
     report = build_report(runs, skipped, group_by=["method.loss_weights.mr"])
-    assert [g.key[0][1] for g in report.groups] == [0.5, reporting.MISSING]
+    assert [g.key[0][1] for g in report.groups] == [0.5, aggregate.MISSING]
     with pytest.raises(ReportError, match=r"'optimzer\.lr' is in no run's config"):
         build_report(runs, skipped, group_by=["optimzer.lr"])
 
@@ -222,14 +222,14 @@ def test_eval_metrics_are_flattened_and_mean_accuracy_is_the_default(tmp_path: P
     report = build_report(runs, skipped)
     assert report.metrics == ("mean_accuracy",)
     (group,) = report.groups
-    assert group.stats["mean_accuracy"] == reporting.Stat(2, 0.625, statistics.stdev([0.75, 0.5]))
+    assert group.stats["mean_accuracy"] == aggregate.Stat(2, 0.625, statistics.stdev([0.75, 0.5]))
     everything = build_report(runs, skipped, metrics=["all"])
     assert everything.metrics[0] == "mean_accuracy"
     assert "benchmarks/gsm8k/accuracy" in everything.metrics
     assert everything.metrics.count("mean_accuracy") == 1
     assert group.stats["mean_accuracy"].n == 2
     gsm8k = build_report(runs, skipped, metrics=["benchmarks/gsm8k/accuracy"]).groups[0]
-    assert gsm8k.stats["benchmarks/gsm8k/accuracy"] == reporting.Stat(
+    assert gsm8k.stats["benchmarks/gsm8k/accuracy"] == aggregate.Stat(
         2, 0.375, statistics.stdev([0.5, 0.25]))
 
 
@@ -241,14 +241,14 @@ def test_flatten_keeps_numbers_only() -> None:
 
 def test_metrics_all_is_defaults_plus_metrics_every_run_has(sweep: Path) -> None:
     runs, skipped = collect_runs([str(sweep)])
-    runs[0] = reporting.Run(runs[0].path, runs[0].kind, {**runs[0].metrics, "only_here": 1.0})
+    runs[0] = aggregate.Run(runs[0].path, runs[0].kind, {**runs[0].metrics, "only_here": 1.0})
     report = build_report(runs, skipped, metrics=["all"])
     assert report.metrics[0] == "heldout_accuracy"
     assert {"val/loss", "train/loss", "global_step", "fit_seconds"} <= set(report.metrics)
     assert "only_here" not in report.metrics and "output_dir" not in report.metrics
     loss = stats_by_label(report, "val/loss")
-    assert loss[MR] == reporting.Stat(3, 2.5, 1.0)
-    assert loss["(no overrides)"] == reporting.Stat(2, 2.5, 0.0)
+    assert loss[MR] == aggregate.Stat(3, 2.5, 1.0)
+    assert loss["(no overrides)"] == aggregate.Stat(2, 2.5, 0.0)
 
 
 def test_unknown_metric_is_an_error_listing_the_available_ones(sweep: Path) -> None:
@@ -266,7 +266,7 @@ def test_siked_run_is_one_run_of_its_last_iteration(tmp_path: Path) -> None:
         (run / f"iteration_{row['iteration']}").mkdir()
         (run / f"iteration_{row['iteration']}" / "metrics.json").write_text(json.dumps(row))
     pending = load_run(run)  # no iterations.json yet
-    assert isinstance(pending, reporting.Skipped) and pending.unfinished
+    assert isinstance(pending, aggregate.Skipped) and pending.unfinished
     (run / "iterations.json").write_text(json.dumps({"untrained_accuracy": 0.0,
                                                      "iterations": rows}))
     runs, skipped = collect_runs([str(tmp_path)])
@@ -379,7 +379,7 @@ def test_failed_rendering_leaves_the_previous_report_untouched(
     def broken(*_: object) -> bytes:
         raise RuntimeError("plotting failed")
 
-    monkeypatch.setattr(reporting, "render_png", broken)
+    monkeypatch.setattr(aggregate, "render_png", broken)
     with pytest.raises(RuntimeError):
         write_report(build_report(*collect_runs([str(sweep)]), metrics=["all"]), out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -12,7 +12,6 @@ from magdi_lightning.evaluation.metrics import Accuracy
 from magdi_lightning.evaluation.reports import (
     SAMPLE_COLUMNS,
     log_to_wandb,
-    question_key,
     teacher_tokens_per_question,
     token_efficiency,
     wandb_samples_table,
@@ -20,6 +19,7 @@ from magdi_lightning.evaluation.reports import (
     write_token_plot,
 )
 from magdi_lightning.graph import Node, ReasoningGraph
+from magdi_lightning.questions import question_key
 from magdi_lightning.sources import import_graphs
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

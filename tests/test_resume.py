@@ -1,7 +1,7 @@
 """Resuming a crashed run. Exact resume: a run killed with SIGKILL and started again with
 the same command ends with exactly the metrics of a run that was never interrupted (fixed
 seed, CPU). Resume once: the same command run again and again after crashes resumes each
-crash once (``magdi_lightning.runs`` has the states), checked in-process on a tiny run."""
+crash once (``magdi_lightning.runtime.runs`` has the states), checked in-process on a tiny run."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from magdi_lightning.runs import (
+from magdi_lightning.runtime.runs import (
     ResumeError,
     ResumePoint,
     RunLock,
@@ -21,7 +21,7 @@ from magdi_lightning.runs import (
     run_dir_of,
     start_record,
 )
-from magdi_lightning.tracking import MASK, redacted_config, wandb_mode
+from magdi_lightning.runtime.tracking import MASK, redacted_config, wandb_mode
 
 
 def _run(root: Path, name: str, digest: str = "abc", status: str = "running",

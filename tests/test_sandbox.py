@@ -26,7 +26,7 @@ from threading import Timer
 
 import pytest
 
-from magdi_lightning.sandbox import (
+from magdi_lightning.scoring.sandbox import (
     ALLOWED_IMPORTS,
     ERROR_TYPES,
     SANDBOX_ENV,
@@ -36,7 +36,7 @@ from magdi_lightning.sandbox import (
     run_program,
     run_programs,
 )
-from magdi_lightning.sandbox_isolation import SANDBOX_MODE_ENV, SandboxUnavailableError
+from magdi_lightning.scoring.sandbox_isolation import SANDBOX_MODE_ENV, SandboxUnavailableError
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 

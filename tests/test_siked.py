@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 from factories import C, W
 
-from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.graph import Node, ReasoningGraph
-from magdi_lightning.siked import mix, student_graphs, teacher_data
+from magdi_lightning.methods.siked import mix, student_graphs, teacher_data
+from magdi_lightning.questions import Question
 
-QUESTIONS = [BenchmarkExample(id=f"q{i}", question=f"Ann has {i} pens. She buys 2 more. How "
+QUESTIONS = [Question(id=f"q{i}", question=f"Ann has {i} pens. She buys 2 more. How "
                               "many pens does Ann have now?", gold=str(i + 2), task="numeric")
              for i in range(3)]
 
 
-def teacher_graph(question: BenchmarkExample) -> ReasoningGraph:
+def teacher_graph(question: Question) -> ReasoningGraph:
     a = int(question.gold) - 2
     nodes = [Node(id=f"t-{s}", agent="teacher", round=0, reasoning=text, correctness=label,
                   strategy=s) for s, text, label in [

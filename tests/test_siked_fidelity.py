@@ -20,13 +20,13 @@ from __future__ import annotations
 import pytest
 from factories import C, W
 
-from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.graph import Node, ReasoningGraph
-from magdi_lightning.siked import mix, student_graphs, teacher_data
+from magdi_lightning.methods.siked import mix, student_graphs, teacher_data
+from magdi_lightning.questions import Question
 from magdi_lightning.strategies import is_least_to_most
 
 STRATEGIES = ["cot", "l2m", "pot"]
-Q = [BenchmarkExample(id=f"q{i}", question=f"Bo has {i} cups and buys 3 more. How many cups "
+Q = [Question(id=f"q{i}", question=f"Bo has {i} cups and buys 3 more. How many cups "
                       "does Bo have?", gold=str(i + 3), task="numeric") for i in range(4)]
 
 #: Each strategy's correct solution of question i, in the student's words.
@@ -42,7 +42,7 @@ def solved(i: int, *strategies: str) -> list[str]:
     return [f"[{s}] " + SOLUTION[s].format(i=i, a=i + 3) for s in strategies]
 
 
-def teacher(question: BenchmarkExample, *strategies: str) -> ReasoningGraph:
+def teacher(question: Question, *strategies: str) -> ReasoningGraph:
     a = int(question.gold)
     nodes = [Node(id=f"t.{s}", agent="teacher", round=0, strategy=s, correctness=C,
                   reasoning=SOLUTION[s].format(i=a - 3, a=a)) for s in strategies]

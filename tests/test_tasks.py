@@ -11,8 +11,8 @@ from magdi_lightning.data.task_datamodule import TaskBatch, TaskExample, collate
 from magdi_lightning.data.tasks import StrategyTasks, TinyLLMTasks
 from magdi_lightning.graph import Node, ReasoningGraph
 from magdi_lightning.losses import IGNORE_INDEX
+from magdi_lightning.methods.multitask import TaskDistillationModule
 from magdi_lightning.models.student import load_student
-from magdi_lightning.task_module import TaskDistillationModule
 
 QUESTION = "Ann has 3 pens. She buys 2 more. How many pens does Ann have now?"
 

@@ -29,7 +29,7 @@ from scripted_teachers import ScriptedTeachers
 from test_debate_cli import KEY, KEY_ENV, debate_command
 
 from magdi_lightning.errors import UserError
-from magdi_lightning.evaluation.benchmarks import load_toy_questions
+from magdi_lightning.sources.question_sets import load_toy_questions
 from magdi_lightning.teachers.endpoints import OpenAIEndpoint, TeacherSpec
 from magdi_lightning.teachers.secrets import (
     MASK,

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from magdi_lightning.errors import UserError
-from magdi_lightning.graph import GraphValidationError
+from magdi_lightning.errors import RecordError, UserError
 from magdi_lightning.teachers.store import ResultStore
 
 
@@ -37,7 +36,7 @@ def test_a_damaged_complete_line_is_an_error_naming_file_and_line(tmp_path: Path
     path = tmp_path / "graphs.jsonl"
     original = b'{"id": "q1"}\nnot json\n'
     path.write_bytes(original)
-    with pytest.raises(GraphValidationError) as info, ResultStore(path):
+    with pytest.raises(RecordError) as info, ResultStore(path):
         pass
     assert (info.value.file, info.value.line) == (str(path), 2)
     assert path.read_bytes() == original  # nothing rewritten
@@ -46,7 +45,7 @@ def test_a_damaged_complete_line_is_an_error_naming_file_and_line(tmp_path: Path
 def test_a_repeated_id_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "graphs.jsonl"
     path.write_text('{"id": "q1"}\n{"id": "q1"}\n')
-    with pytest.raises(GraphValidationError, match="twice"), ResultStore(path):
+    with pytest.raises(RecordError, match="twice"), ResultStore(path):
         pass
 
 

@@ -13,8 +13,9 @@ from fake_openai import FakeOpenAIServer, Fault
 from scripted_teachers import ScriptedTeachers
 
 from magdi_lightning.errors import UserError
-from magdi_lightning.evaluation.benchmarks import BenchmarkExample, load_toy_questions
 from magdi_lightning.graph import Correctness, ReasoningGraph
+from magdi_lightning.questions import Question
+from magdi_lightning.sources.question_sets import load_toy_questions
 from magdi_lightning.teachers.endpoints import Completion, OpenAIEndpoint, TeacherSpec
 from magdi_lightning.teachers.protocols import (
     DuDebate,
@@ -110,7 +111,7 @@ def test_backoff_grows_exponentially_with_full_jitter() -> None:
 
 
 # ------------------------------------------------------------------ protocols
-def _run_protocol(protocol, questions: list[BenchmarkExample], accuracy: float = 0.7,
+def _run_protocol(protocol, questions: list[Question], accuracy: float = 0.7,
                   unparseable: float = 0.0, count: int = 3) -> list[ReasoningGraph | None]:
     script = ScriptedTeachers(QUESTIONS, accuracy, unparseable)
     with FakeOpenAIServer(script, tag_of=script.tag_of) as server:

@@ -23,17 +23,17 @@ import torch
 
 from magdi_lightning.data.task_datamodule import TaskDataModule
 from magdi_lightning.data.tasks import TinyLLMTasks
-from magdi_lightning.evaluation.answers import answers_match, extract_answer
-from magdi_lightning.evaluation.benchmarks import (
+from magdi_lightning.graph import Correctness, Node, ReasoningGraph
+from magdi_lightning.methods.multitask import TaskDistillationModule
+from magdi_lightning.models.student import load_student
+from magdi_lightning.scoring.answers import answers_match, extract_answer
+from magdi_lightning.sources.question_sets import (
     load_benchmark,
     load_hf_benchmark,
     load_piqa,
     load_pubmedqa,
 )
-from magdi_lightning.graph import Correctness, Node, ReasoningGraph
-from magdi_lightning.models.student import load_student
 from magdi_lightning.sources.tinyllm import import_tinyllm, tinyllm_choices
-from magdi_lightning.task_module import TaskDistillationModule
 
 T5 = {"d_model": 32, "d_ff": 64, "d_kv": 16, "num_layers": 2, "num_heads": 2}
 #: The official code's prefixes (tiny.py tokenize_function) and FLAN-T5 cut (data_utils).

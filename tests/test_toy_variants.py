@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from magdi_lightning.evaluation.answers import extract_answer
-from magdi_lightning.evaluation.benchmarks import load_toy_questions
 from magdi_lightning.graph import Correctness, ReasoningGraph
-from magdi_lightning.sandbox import run_programs
+from magdi_lightning.scoring.answers import extract_answer
+from magdi_lightning.scoring.sandbox import run_programs
 from magdi_lightning.sources import import_graphs
+from magdi_lightning.sources.question_sets import load_toy_questions
 from magdi_lightning.sources.toy import (
     KINDS,
     RATIONALE_TEACHERS,

@@ -1,4 +1,4 @@
-"""``benchmarks.validity``: each part's JSON becomes the README's tables and plot, and a
+"""``benchmarks.validity``: each part's JSON becomes the tables and plot of docs/benchmarks.md, and a
 child process's own wall time and peak memory are what it reports."""
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ one-paragraph message and exit code 2; questions that failed for good, with exit
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,16 @@ from omegaconf import DictConfig, OmegaConf
 from magdi_lightning import CONFIG_DIR
 from magdi_lightning.cli.errors import user_errors
 from magdi_lightning.errors import UserError
-from magdi_lightning.evaluation.benchmarks import load_benchmark
+from magdi_lightning.io import write_json_atomically
+from magdi_lightning.runtime.tracking import (
+    start_wandb_run,
+    write_run_config,
+)
+from magdi_lightning.sources.question_sets import load_benchmark
 from magdi_lightning.teachers.endpoints import Endpoint, TeacherSpec, build_endpoint
 from magdi_lightning.teachers.runner import RunSummary, run_protocol
 from magdi_lightning.teachers.secrets import SCRUBBER, scrubbed_logs, secret_from_env
 from magdi_lightning.teachers.teacher import RetryPolicy, Teacher
-from magdi_lightning.tracking import redacted_config, sweep_group, wandb_mode
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +77,7 @@ def _run(cfg: DictConfig) -> RunSummary:
     """:func:`run_debate` once the scrubber knows every secret and guards the logs."""
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    config = OmegaConf.to_yaml(cfg, resolve=True)
-    (output_dir / "config.yaml").write_text(SCRUBBER.scrub(config))
+    write_run_config(cfg, output_dir)
     loader = OmegaConf.to_container(cfg.questions.loader, resolve=True)
     questions = load_benchmark(cfg.questions.name, limit=cfg.limit, **loader)  # type: ignore[arg-type]
     protocol = instantiate(cfg.protocol, _convert_="all")
@@ -93,21 +95,16 @@ def _run(cfg: DictConfig) -> RunSummary:
 
     summary = asyncio.run(main())
     record = SCRUBBER.scrub({"output": str(cfg.output), **summary.as_dict()})
-    (output_dir / "summary.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_json_atomically(output_dir / "summary.json", record)
     _log_to_wandb(cfg, output_dir, record)
     _print_summary(record)
     return summary
 
 
 def _log_to_wandb(cfg: DictConfig, output_dir: Path, summary: dict[str, Any]) -> None:
-    mode = wandb_mode(cfg.wandb.mode)
-    if mode == "disabled":
+    run = start_wandb_run(cfg, output_dir)
+    if run is None:
         return
-    import wandb
-
-    run = wandb.init(project=cfg.wandb.project, mode=mode, dir=str(output_dir),
-                     job_type=cfg.task_name, group=sweep_group(), tags=list(cfg.get("tags") or []),
-                     config=SCRUBBER.scrub(redacted_config(cfg)))
     try:
         run.summary.update(summary)
     finally:

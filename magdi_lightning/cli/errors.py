@@ -15,9 +15,8 @@ from contextlib import contextmanager
 
 from hydra.errors import InstantiationException
 
-from magdi_lightning.errors import UserError
-from magdi_lightning.graph import GraphValidationError
-from magdi_lightning.runs import ResumeError
+from magdi_lightning.errors import RecordError, UserError
+from magdi_lightning.runtime.runs import ResumeError
 
 __all__ = ["USAGE_ERROR", "user_errors"]
 
@@ -26,7 +25,7 @@ USAGE_ERROR = 2
 
 
 #: What :func:`user_errors` reports as a user error rather than a bug.
-_USER_ERRORS: tuple[type[BaseException], ...] = (UserError, GraphValidationError, ResumeError,
+_USER_ERRORS: tuple[type[BaseException], ...] = (UserError, RecordError, ResumeError,
                                                   FileNotFoundError)
 
 

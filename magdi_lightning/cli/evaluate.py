@@ -28,10 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from magdi_lightning import CONFIG_DIR
 from magdi_lightning.cli.errors import user_errors
-from magdi_lightning.config_checks import check_config
 from magdi_lightning.data.tokenization import PromptFormatter
 from magdi_lightning.errors import UserError
-from magdi_lightning.evaluation.benchmarks import load_benchmark
 from magdi_lightning.evaluation.generation import Prediction, evaluate, sampling_settings
 from magdi_lightning.evaluation.metrics import Accuracy, accuracy
 from magdi_lightning.evaluation.reports import (
@@ -43,9 +41,14 @@ from magdi_lightning.evaluation.reports import (
     write_token_plot,
 )
 from magdi_lightning.graph import read_graphs
-from magdi_lightning.io import write_lines_atomically
+from magdi_lightning.io import write_json_atomically, write_lines_atomically
 from magdi_lightning.models.student import Student, load_student, load_student_from_checkpoint
-from magdi_lightning.tracking import redacted_config, sweep_group, wandb_mode
+from magdi_lightning.runtime.config_checks import check_config
+from magdi_lightning.runtime.tracking import (
+    start_wandb_run,
+    write_run_config,
+)
+from magdi_lightning.sources.question_sets import load_benchmark
 
 
 def load_model(cfg: DictConfig) -> Student:
@@ -85,7 +88,7 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
         raise UserError("benchmark: none selected (pass benchmark=NAME or benchmark=[A,B])")
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    write_run_config(cfg, output_dir)
     L.seed_everything(cfg.seed)
     student = load_model(cfg)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" \
@@ -123,21 +126,16 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     write_lines_atomically(output_dir / "predictions.jsonl",
                            (json.dumps({"benchmark": key, **asdict(p)}, ensure_ascii=False)
                             for key, p in predictions))
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json_atomically(output_dir / "metrics.json", metrics)
     print(f"run directory: {output_dir}")
     return metrics
 
 
 def _log_to_wandb(cfg: DictConfig, output_dir: Path, metrics: dict[str, Any],
                   predictions: list[Any], plots: dict[str, Path]) -> None:
-    mode = wandb_mode(cfg.wandb.mode)
-    if mode == "disabled":
+    run = start_wandb_run(cfg, output_dir)
+    if run is None:
         return
-    import wandb
-
-    run = wandb.init(project=cfg.wandb.project, mode=mode, dir=str(output_dir),
-                     job_type=cfg.task_name, group=sweep_group(), tags=list(cfg.get("tags") or []),
-                     config=redacted_config(cfg))
     try:
         log_to_wandb(run, metrics, predictions, plots)
     finally:

@@ -15,7 +15,8 @@ import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 
-from magdi_lightning.graph import TASK_FAMILIES, GraphValidationError, ReasoningGraph, write_graphs
+from magdi_lightning.errors import RecordError
+from magdi_lightning.graph import TASK_FAMILIES, ReasoningGraph, write_graphs
 from magdi_lightning.sources import IMPORTERS, import_graphs
 
 __all__ = ["main"]
@@ -37,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             options["task"] = args.task
         graphs = import_graphs(args.format, args.input, **options)
         write_graphs(args.output, tally.count(graphs, source=args.input))
-    except (ValueError, OSError) as err:  # GraphValidationError is a ValueError
+    except (ValueError, OSError) as err:  # RecordError is a ValueError
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     print(f"{PROG}: wrote {tally.summary()} to {args.output}")
@@ -84,7 +85,7 @@ class _Tally:
             self.counts.update(node.correctness.value for node in graph.nodes)
             yield graph
         if not self.counts["graphs"]:
-            raise GraphValidationError("no graphs in the input (is it empty?); nothing written",
+            raise RecordError("no graphs in the input (is it empty?); nothing written",
                                        file=source)
 
     def summary(self) -> str:

@@ -44,17 +44,17 @@ from omegaconf import DictConfig
 from transformers import PreTrainedTokenizerBase
 
 from magdi_lightning import CONFIG_DIR
+from magdi_lightning.cli.common import build_datamodule
 from magdi_lightning.cli.siked import iteration_data, training_set
-from magdi_lightning.cli.train import build_datamodule
 from magdi_lightning.data.batch import GraphBatch
-from magdi_lightning.data.datamodule import MAGDataModule
+from magdi_lightning.data.datamodule import SourceDataModule
 from magdi_lightning.data.pair_rows import PairRow, PairRowBatch
 from magdi_lightning.data.task_datamodule import TaskBatch, TaskDataModule
 from magdi_lightning.graph import write_graphs
 from magdi_lightning.io import write_lines_atomically
 from magdi_lightning.losses import IGNORE_INDEX
+from magdi_lightning.methods.siked import mix
 from magdi_lightning.models.student import is_encoder_decoder, load_tokenizer, student_path
-from magdi_lightning.siked import mix
 from magdi_lightning.strategies import split_strategy
 
 __all__ = ["inspect_examples", "main"]
@@ -92,7 +92,7 @@ def _siked_iteration_one(cfg: DictConfig, tokenizer: PreTrainedTokenizerBase,
     return iteration_data(cfg, mixture_file, tokenizer, encoder_decoder)
 
 
-def _recorded_batches(data: MAGDataModule, split: str) -> Iterator[tuple[Any, list[Any]]]:
+def _recorded_batches(data: SourceDataModule, split: str) -> Iterator[tuple[Any, list[Any]]]:
     """The split's batches as its loader yields them (training's: shuffled as epoch 0 of a
     run with this seed), each with the examples it was collated from."""
     if split not in ("train", "val"):
@@ -158,7 +158,7 @@ class _NodeIndex:
     """Dataset-wide node index (``node_uids``) -> (graph, node), as the module numbers them:
     nodes counted graph by graph over ``graph_list``."""
 
-    def __init__(self, data: MAGDataModule) -> None:
+    def __init__(self, data: SourceDataModule) -> None:
         self.graphs = data.graph_list
         self.starts, total = [], 0
         for graph in self.graphs:

@@ -31,7 +31,7 @@ neither block the report of the others nor vanish unnoticed; ``--strict`` makes 
 unreadable run an error instead. Errors about the report as a whole (a path that does
 not exist, no finished run, a metric or key that no run has) exit with status 2 and a
 message saying what to pass. The aggregation itself lives in
-:mod:`magdi_lightning.reporting`.
+:mod:`magdi_lightning.runtime.aggregate`.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from magdi_lightning.reporting import (
+from magdi_lightning.runtime.aggregate import (
     ALL_METRICS,
     DEFAULT_IGNORED_OVERRIDES,
     DEFAULT_METRICS,

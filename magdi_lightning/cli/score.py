@@ -8,7 +8,7 @@ field holds a Python program (or a list of them, as in the PoT authors' files), 
 sandbox and read as the PoT authors' script ``--pot-script`` (default ``gsm8k``) reads it:
 its local ``ans`` through their executor and ``floatify_ans`` (a tuple or list gives its
 first item, a dict its first value), the most frequent reading of a list of programs
-(self-consistency); see :mod:`magdi_lightning.evaluation.pot`.
+(self-consistency); see :mod:`magdi_lightning.scoring.pot`.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from magdi_lightning.evaluation.answers import answers_match, extract_answer
+from magdi_lightning.errors import RecordError
 from magdi_lightning.evaluation.metrics import Accuracy, accuracy
-from magdi_lightning.evaluation.pot import READINGS, programs_of
-from magdi_lightning.evaluation.pot import read_records as read_pot_records
-from magdi_lightning.graph import GraphValidationError, read_jsonl
+from magdi_lightning.graph import read_jsonl
 from magdi_lightning.io import json_line, write_lines_atomically
+from magdi_lightning.scoring.answers import answers_match, extract_answer
+from magdi_lightning.scoring.pot import READINGS, programs_of
+from magdi_lightning.scoring.pot import read_records as read_pot_records
 
 __all__ = ["TASKS", "main", "score_records"]
 
@@ -37,20 +38,20 @@ def read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
     records = list(read_jsonl(path))
     for line_no, record in records:
         if not isinstance(record, dict):
-            raise GraphValidationError("a record must be a JSON object", file=str(path),
+            raise RecordError("a record must be a JSON object", file=str(path),
                                        line=line_no)
     if not records:
-        raise GraphValidationError("no records: the file is empty", file=str(path))
+        raise RecordError("no records: the file is empty", file=str(path))
     return records
 
 
 def _field(record: dict[str, Any], name: str, where: tuple[str, int],
            kinds: tuple[type, ...]) -> Any:
     if name not in record:
-        raise GraphValidationError("missing", file=where[0], line=where[1], field=name)
+        raise RecordError("missing", file=where[0], line=where[1], field=name)
     value = record[name]
     if not isinstance(value, kinds):
-        raise GraphValidationError(f"must be {' or '.join(k.__name__ for k in kinds)}, got "
+        raise RecordError(f"must be {' or '.join(k.__name__ for k in kinds)}, got "
                                    f"{type(value).__name__}", file=where[0], line=where[1],
                                    field=name)
     return value
@@ -62,7 +63,7 @@ def _programs(value: Any, where: tuple[str, int], name: str) -> dict[str, Any]:
     try:
         programs_of(record)
     except ValueError:
-        raise GraphValidationError("must be a program or a non-empty list of programs",
+        raise RecordError("must be a program or a non-empty list of programs",
                                    file=where[0], line=where[1], field=name) from None
     return record
 
@@ -87,7 +88,7 @@ def score_records(records: list[tuple[int, dict[str, Any]]], task: str, file: st
         choices.append(_field(record, choices_field, where, (list,)) if choices_field else None)
 
     if task == "pot":
-        from magdi_lightning.sandbox import run_programs
+        from magdi_lightning.scoring.sandbox import run_programs
 
         values, results = read_pot_records(outputs, READINGS[pot_script], run_programs)
         answers = [None if value is None else str(value) for value in values]
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         scored, result = score_records(records, args.task, str(args.input), args.output_field,
                                        args.gold_field, args.choices_field, args.pot_script)
         write_lines_atomically(args.output, (json_line(r) for r in scored))
-    except (GraphValidationError, OSError) as err:
+    except (RecordError, OSError) as err:
         print(f"magdi-score: error: {err}", file=sys.stderr)
         return 2
     print(f"accuracy {result} on {args.input}; scored records in {args.output}")

@@ -1,13 +1,14 @@
 """``magdi-siked``: SIKeD's self-guided iterations, end to end.
 
 Iteration 1 trains the student on the teacher data of the training questions: per
-question and strategy its first correct solution (:func:`magdi_lightning.siked.teacher_data`),
-all of them or one per question (``selection``). After each iteration the student is
+question and strategy its first correct solution
+(:func:`magdi_lightning.methods.siked.teacher_data`), all of them or one per question
+(``selection``). After each iteration the student is
 evaluated on held-out questions (free choice of strategy, and each strategy forced).
 Each later iteration starts by letting the student sample ``sampling.samples_per_strategy``
 solutions for every training question with each strategy's tag forced (temperature and
 top-p as ``sampling``); its correct ones and teacher data, decided per (question,
-strategy) by ``mixing`` (see :func:`magdi_lightning.siked.mix`), form the iteration's
+strategy) by ``mixing`` (see :func:`magdi_lightning.methods.siked.mix`), form the iteration's
 mixture, trained from the current weights. The run stops after ``iterations`` or once
 held-out accuracy has not improved for ``patience`` iterations. A table of iteration,
 training examples, alpha (the teacher share of the examples), student-correct share and
@@ -19,7 +20,7 @@ and ``mixture.json`` (alpha, student-correct share), ``iteration_<k>/checkpoints
 ``iteration_<k>/student.pt``, ``iteration_<k>/metrics.json`` and ``state.json``.
 ``resume_dir=<run directory>`` continues an interrupted run in the iteration it was in,
 from that iteration's last checkpoint. The run directory also holds ``magdi-train``'s
-``run.json`` and ``run.lock`` (:mod:`magdi_lightning.runs`), so a run still going is
+``run.json`` and ``run.lock`` (:mod:`magdi_lightning.runtime.runs`), so a run still going is
 never resumed by a second process.
 """
 
@@ -37,35 +38,40 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from transformers import PreTrainedTokenizerBase
 
 from magdi_lightning import CONFIG_DIR
+from magdi_lightning.cli.common import (
+    build_datamodule,
+    build_loggers,
+    compile_student,
+    student_recipe,
+)
 from magdi_lightning.cli.errors import user_errors
-from magdi_lightning.cli.train import build_loggers, compile_student, student_recipe
-from magdi_lightning.config_checks import check_config
 from magdi_lightning.data.task_datamodule import TaskDataModule
-from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.evaluation.generation import Prediction, evaluate, generate
 from magdi_lightning.evaluation.metrics import accuracy
 from magdi_lightning.graph import ReasoningGraph, write_graphs
 from magdi_lightning.io import write_json_atomically
+from magdi_lightning.methods.siked import TRAINING_TASKS, mix, student_graphs, teacher_data
 from magdi_lightning.models.student import Student
-from magdi_lightning.runs import RunLock, fingerprint, start_record
-from magdi_lightning.siked import TRAINING_TASKS, mix, student_graphs, teacher_data
+from magdi_lightning.questions import Question
+from magdi_lightning.runtime.config_checks import check_config
+from magdi_lightning.runtime.runs import RunLock, fingerprint, start_record
+from magdi_lightning.runtime.tracking import finish_wandb, write_run_config
 from magdi_lightning.strategies import tag
-from magdi_lightning.tracking import finish_wandb
 
 log = logging.getLogger(__name__)
 
 
-def _questions(graphs: list[ReasoningGraph]) -> list[BenchmarkExample]:
-    return [BenchmarkExample(id=g.id, question=g.question, gold=g.gold_answer, task=g.task)
+def _questions(graphs: list[ReasoningGraph]) -> list[Question]:
+    return [Question(id=g.id, question=g.question, gold=g.gold_answer, task=g.task)
             for g in graphs]
 
 
 def held_out_accuracy(student: Student, source: TaskDataModule,
-                      questions: list[BenchmarkExample], cfg: DictConfig) -> dict[str, Any]:
+                      questions: list[Question], cfg: DictConfig) -> dict[str, Any]:
     """Free-choice accuracy, how often each strategy was chosen, and accuracy with each
     strategy forced."""
     settings = cfg.evaluate
@@ -83,14 +89,14 @@ def held_out_accuracy(student: Student, source: TaskDataModule,
     return result
 
 
-def _score(questions: list[BenchmarkExample], outputs: list[str]) -> list[bool]:
+def _score(questions: list[Question], outputs: list[str]) -> list[bool]:
     samples = {q.id: [text] for q, text in zip(questions, outputs)}
     solved = student_graphs(questions, samples, iteration=0)
     return [q.id in solved for q in questions]
 
 
 def sample_student(student: Student, source: TaskDataModule,
-                   questions: list[BenchmarkExample], cfg: DictConfig) -> dict[str, list[str]]:
+                   questions: list[Question], cfg: DictConfig) -> dict[str, list[str]]:
     """Every training question's sampled, tag-forced outputs, by question id."""
     settings = cfg.sampling
     repeated = [q for q in questions for _ in range(settings.samples_per_strategy)]
@@ -106,7 +112,7 @@ def sample_student(student: Student, source: TaskDataModule,
 
 
 def training_set(source: TaskDataModule, strategies: list[str]
-                 ) -> tuple[list[BenchmarkExample], list[ReasoningGraph]]:
+                 ) -> tuple[list[Question], list[ReasoningGraph]]:
     """The training questions of the set-up ``source`` and their teacher data."""
     train_graphs = [source.graph_list[i] for i in source.splits["train"]]
     return _questions(train_graphs), teacher_data(train_graphs, strategies)
@@ -114,21 +120,20 @@ def training_set(source: TaskDataModule, strategies: list[str]
 
 def iteration_data(cfg: DictConfig, mixture_file: Path, tokenizer: PreTrainedTokenizerBase,
                    encoder_decoder: bool) -> TaskDataModule:
-    """An iteration's training data: its whole mixture as SIKeD's training tasks, in the
-    source data's prompt format (``magdi-inspect`` shows what this module batches)."""
-    return TaskDataModule(graphs=str(mixture_file), tokenizer=tokenizer,
-                          tasks=TRAINING_TASKS, batch_size=cfg.data.batch_size,
-                          val_fraction=0.0, test_fraction=0.0,
-                          max_length=cfg.data.max_length, template=cfg.data.template,
-                          use_chat_template=cfg.data.use_chat_template,
-                          cache_dir=cfg.paths.cache_dir, encoder_decoder=encoder_decoder)
+    """An iteration's training data: the configured data module (every ``data.`` option:
+    prompt format, lengths, batch sizes, loaders) over the iteration's whole mixture, which
+    is already SIKeD's selection, as tagged solutions (``magdi-inspect`` shows what it
+    batches)."""
+    return build_datamodule(cfg, tokenizer, encoder_decoder, graphs=str(mixture_file),
+                            importer=None, max_graphs=None, val_fraction=0.0,
+                            test_fraction=0.0, tasks=TRAINING_TASKS)
 
 
 def run_siked(cfg: DictConfig) -> list[dict[str, Any]]:
     """Run (or resume) the iterations; return the per-iteration table rows.
 
     The run directory takes ``magdi-train``'s run lock and record
-    (:mod:`magdi_lightning.runs`): a second process on the same directory is refused,
+    (:mod:`magdi_lightning.runtime.runs`): a second process on the same directory is refused,
     and ``run.json`` says whether the run finished and which wandb run it logs to.
     """
     check_config(cfg)
@@ -146,12 +151,11 @@ def _iterate(cfg: DictConfig, run_dir: Path, wandb_id: str) -> list[dict[str, An
     state_path = run_dir / "state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {"rows": []}
     if not state_path.exists():
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        write_run_config(cfg, run_dir)
     L.seed_everything(cfg.seed, workers=True)
 
     student: Student = instantiate(cfg.student)
-    source: TaskDataModule = instantiate(cfg.data, tokenizer=student.tokenizer,
-                                         encoder_decoder=student.is_encoder_decoder)
+    source = build_datamodule(cfg, student.tokenizer, student.is_encoder_decoder)
     compile_student(student, cfg.get("compile"))
     source.setup()
     train_questions, teacher = training_set(source, cfg.strategies)
@@ -212,8 +216,8 @@ def _iterate(cfg: DictConfig, run_dir: Path, wandb_id: str) -> list[dict[str, An
         rows.append(row)
         write_json_atomically(state_path, {**state, "rows": rows})
         _print_table(rows, state["untrained_accuracy"])
-    (run_dir / "iterations.json").write_text(json.dumps(
-        {"untrained_accuracy": state["untrained_accuracy"], "iterations": rows}, indent=2) + "\n")
+    write_json_atomically(run_dir / "iterations.json",
+                          {"untrained_accuracy": state["untrained_accuracy"], "iterations": rows})
     print(f"run directory: {run_dir}")
     return rows
 

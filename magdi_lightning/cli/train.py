@@ -18,78 +18,39 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
-from transformers import PreTrainedTokenizerBase
+from omegaconf import DictConfig
 
 from magdi_lightning import CONFIG_DIR
+from magdi_lightning.cli.common import (
+    build_datamodule,
+    build_loggers,
+    compile_student,
+    student_recipe,
+)
 from magdi_lightning.cli.errors import user_errors
-from magdi_lightning.config_checks import check_config
-from magdi_lightning.data.datamodule import MAGDataModule
 from magdi_lightning.data.pair_rows import rows_of
-from magdi_lightning.evaluation.generation import accuracy_of, evaluate, sampling_settings
-from magdi_lightning.io import write_lines_atomically
-from magdi_lightning.models.blocks import compile_blocks
-from magdi_lightning.models.student import Student
-from magdi_lightning.runs import RunLock, RunRecord, fingerprint, resolve_checkpoint, start_record
-from magdi_lightning.tracking import finish_wandb, redacted_config, sweep_group, wandb_mode
+from magdi_lightning.evaluation.generation import evaluate, sampling_settings
+from magdi_lightning.evaluation.metrics import accuracy
+from magdi_lightning.io import write_json_atomically, write_lines_atomically
+from magdi_lightning.runtime.config_checks import check_config
+from magdi_lightning.runtime.runs import (
+    RunLock,
+    RunRecord,
+    fingerprint,
+    resolve_checkpoint,
+    start_record,
+)
+from magdi_lightning.runtime.tracking import finish_wandb, redacted_config, write_run_config
 
 log = logging.getLogger(__name__)
 # How global rank 0 tells the other ranks which checkpoint it resumes from.
 _CHECKPOINT_ENV = "MAGDI_RESUME_CHECKPOINT"
 
 
-def build_loggers(cfg: DictConfig | None, output_dir: Path,
-                  wandb_id: str | None = None) -> list[Logger]:
-    """The configured loggers; a logger that cannot start is replaced by CSV.
-
-    wandb follows :mod:`magdi_lightning.tracking`: ``mode: auto`` (offline without an API
-    key), the multirun's group, and ``wandb_id`` (a resumed run continues its run).
-    """
-    loggers: list[Logger] = []
-    for name, spec in (cfg or {}).items():
-        overrides: dict[str, Any] = {}
-        if spec.get("_target_", "").endswith("WandbLogger"):
-            overrides = {"mode": wandb_mode(spec.get("mode")), "id": wandb_id,
-                         "group": spec.get("group") or sweep_group()}
-        try:
-            logger = instantiate(spec, **overrides)
-            _ = logger.experiment  # start it now, so a failure surfaces here
-            loggers.append(logger)
-        except Exception as err:
-            log.warning("logger %s could not start (%s); logging to CSV instead", name, err)
-            loggers.append(CSVLogger(save_dir=str(output_dir), name="csv"))
-    return loggers
-
-
-def student_recipe(cfg: DictConfig) -> dict[str, Any]:
-    """The student's ``load_student`` keywords, stored in checkpoints so a ``.ckpt`` alone
-    can be evaluated (without ``_target_``, which instantiate would build into a model)."""
-    spec = OmegaConf.to_container(cfg.student, resolve=True)
-    assert isinstance(spec, dict)
-    return {str(key): value for key, value in spec.items() if key != "_target_"}
-
-
-def build_datamodule(cfg: DictConfig, tokenizer: PreTrainedTokenizerBase,
-                     encoder_decoder: bool) -> MAGDataModule:
-    """The configured data module for a student with this tokenizer (``magdi-inspect``
-    builds the very module training does, from the tokenizer alone)."""
-    return instantiate(cfg.data, tokenizer=tokenizer, encoder_decoder=encoder_decoder)
-
-
-def compile_student(student: Student, settings: DictConfig | None) -> None:
-    """Compile the student's transformer blocks in place when ``compile.enabled`` says so
-    (``conf/compile``); the weights' names, and so checkpoints, stay as they are."""
-    if settings and settings.enabled:
-        count = compile_blocks(student.model, dynamic=settings.dynamic, mode=settings.mode)
-        log.info("compiled %d transformer blocks (dynamic=%s, mode=%s)", count,
-                 settings.dynamic, settings.mode)
-
-
 def _start_run(cfg: DictConfig, output_dir: Path) -> tuple[RunRecord, Path | None]:
     """Find what to resume, take it over and write this run's record (global rank 0, its
-    run lock held); see :mod:`magdi_lightning.runs`.
+    run lock held); see :mod:`magdi_lightning.runtime.runs`.
 
     The checkpoint is handed to the other ranks through the environment, since they may
     start (Lightning's DDP launcher re-runs this command) once this run's own record exists.
@@ -135,7 +96,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if rank_zero_only.rank != 0:
         return _train(cfg, output_dir, _leaders_checkpoint(cfg, output_dir), None, started)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    write_run_config(cfg, output_dir)
     with RunLock(output_dir):
         record, checkpoint = _start_run(cfg, output_dir)
         return _train(cfg, output_dir, checkpoint, record, started)
@@ -165,16 +126,16 @@ def _train(cfg: DictConfig, output_dir: Path, checkpoint: Path | None,
         log.info("no held-out questions in the %s split (data.*_fraction=0): evaluate the "
                  "saved student with magdi-eval", evaluation.split)
 
-    def accuracy() -> tuple[float, list[Any]]:
+    def held_out_accuracy() -> tuple[float, list[Any]]:
         predictions = evaluate(student, datamodule.formatter, questions,
                                evaluation.batch_size, evaluation.max_new_tokens,
                                sampling=sampling_settings(evaluation))
-        return accuracy_of(predictions), predictions
+        return accuracy([p.correct for p in predictions]).value, predictions
 
     metrics: dict[str, Any] = {"output_dir": str(output_dir), "heldout_questions": len(questions)}
     if record is not None and evaluation.before_training:
         if record.untrained_accuracy is None:
-            record.untrained_accuracy, _ = accuracy()
+            record.untrained_accuracy, _ = held_out_accuracy()
             record.write(output_dir)
         metrics["heldout_accuracy_untrained"] = record.untrained_accuracy
     fit_started = time.perf_counter()
@@ -187,13 +148,13 @@ def _train(cfg: DictConfig, output_dir: Path, checkpoint: Path | None,
     metrics["global_step"] = trainer.global_step
     metrics.update({key: round(float(value), 5)
                     for key, value in trainer.callback_metrics.items() if value.numel() == 1})
-    metrics["heldout_accuracy"], predictions = accuracy()
+    metrics["heldout_accuracy"], predictions = held_out_accuracy()
     metrics["total_seconds"] = round(time.perf_counter() - started, 1)
 
     student.save_pretrained(output_dir / "student")
     write_lines_atomically(output_dir / "predictions.jsonl",
                            (json.dumps(p.__dict__, ensure_ascii=False) for p in predictions))
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json_atomically(output_dir / "metrics.json", metrics)
     record.finish(output_dir)
     for logger in trainer.loggers:
         logger.log_metrics({f"heldout/{k}": v for k, v in metrics.items()
@@ -210,7 +171,7 @@ REFERENCE_ROWS_PER_UPDATE = 16
 def _log_reference_batching(datamodule: Any, cfg: DictConfig) -> None:
     """For graph batches, this run's optimizer steps per epoch beside the MAGDi
     reference's on the same training graphs (it batches pair rows, not graphs), so an
-    experiment config can match them (see the README's fidelity table)."""
+    experiment config can match them (see docs/fidelity.md)."""
     if getattr(datamodule, "batch_unit", None) != "graphs":
         return
     graphs = datamodule.examples["train"]

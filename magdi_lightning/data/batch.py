@@ -59,8 +59,31 @@ class GraphExample:
         return len(self.input_ids)
 
 
+class GraphsOfNodes:
+    """What a batch carrying a PyG batch of graphs (``graph``) reads from it; its size,
+    the weight of its logged values, is its number of graphs."""
+
+    graph: Batch
+
+    @property
+    def num_graphs(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def size(self) -> int:
+        return self.num_graphs
+
+    @property
+    def node_labels(self) -> torch.Tensor:
+        return self.graph.y
+
+    @property
+    def node_graph(self) -> torch.Tensor:
+        return self.graph.batch
+
+
 @dataclass
-class GraphBatch:
+class GraphBatch(GraphsOfNodes):
     """Tensors for one training step over ``num_graphs`` graphs, N nodes, U unique
     sequences over G distinct prompts.
 
@@ -101,14 +124,6 @@ class GraphBatch:
     @property
     def num_seqs(self) -> int:
         return int(self.seq_prompt.numel())
-
-    @property
-    def node_labels(self) -> torch.Tensor:
-        return self.graph.y
-
-    @property
-    def node_graph(self) -> torch.Tensor:
-        return self.graph.batch
 
     @property
     def pair_graph(self) -> torch.Tensor:

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import random
-import re
 from collections import Counter
 from functools import cached_property
 from itertools import islice, product
@@ -27,6 +26,7 @@ from torch.utils.data import DistributedSampler
 from torchdata.stateful_dataloader import StatefulDataLoader
 from transformers import PreTrainedTokenizerBase
 
+from magdi_lightning import _compat
 from magdi_lightning.data.batch import CORRECT, INCORRECT, GraphExample, collate_graphs
 from magdi_lightning.data.pair_rows import (
     PADDING_NEGATIVE,
@@ -36,17 +36,12 @@ from magdi_lightning.data.pair_rows import (
 )
 from magdi_lightning.data.responses import ResponseText
 from magdi_lightning.data.tokenization import PromptFormatter
-from magdi_lightning.evaluation.benchmarks import BenchmarkExample
-from magdi_lightning.graph import (
-    Correctness,
-    GraphValidationError,
-    ReasoningGraph,
-    read_graphs,
-    write_graphs,
-)
+from magdi_lightning.errors import RecordError
+from magdi_lightning.graph import Correctness, ReasoningGraph, read_graphs, write_graphs
 from magdi_lightning.losses import IGNORE_INDEX
+from magdi_lightning.questions import Question, question_key
 
-__all__ = ["BATCH_UNITS", "GraphDataModule", "MAGDataModule", "graph_example",
+__all__ = ["BATCH_UNITS", "GraphDataModule", "SourceDataModule", "graph_example",
            "split_by_question"]
 
 #: What ``GraphDataModule.batch_size`` counts.
@@ -59,10 +54,6 @@ _LABELS = {Correctness.CORRECT: CORRECT, Correctness.INCORRECT: INCORRECT,
            Correctness.UNKNOWN: IGNORE_INDEX}
 
 
-def _question_key(question: str) -> str:
-    return re.sub(r"\s+", " ", question.strip().lower())
-
-
 def split_by_question(graphs: list[ReasoningGraph], val_fraction: float, test_fraction: float,
                       seed: int) -> dict[str, list[int]]:
     """Graph indices per split; all graphs of one question land in the same split.
@@ -71,7 +62,7 @@ def split_by_question(graphs: list[ReasoningGraph], val_fraction: float, test_fr
     question from leaking between training and evaluation. A non-zero fraction gets at
     least one question.
     """
-    keys = sorted({_question_key(g.question) for g in graphs})
+    keys = sorted({question_key(g.question) for g in graphs})
     random.Random(seed).shuffle(keys)
     n_test = max(1, round(test_fraction * len(keys))) if test_fraction > 0 else 0
     n_val = max(1, round(val_fraction * len(keys))) if val_fraction > 0 else 0
@@ -82,7 +73,7 @@ def split_by_question(graphs: list[ReasoningGraph], val_fraction: float, test_fr
     split_of.update({key: "val" for key in keys[n_test:n_test + n_val]})
     splits: dict[str, list[int]] = {"train": [], "val": [], "test": []}
     for i, graph in enumerate(graphs):
-        splits[split_of.get(_question_key(graph.question), "train")].append(i)
+        splits[split_of.get(question_key(graph.question), "train")].append(i)
     return splits
 
 
@@ -103,7 +94,7 @@ def _tokenizer_digest(tokenizer: PreTrainedTokenizerBase) -> str:
     return hashlib.sha256(identity.encode()).hexdigest()
 
 
-class MAGDataModule(L.LightningDataModule):
+class SourceDataModule(L.LightningDataModule):
     """What every data module over MAG JSONL shares: the source (a file, or an importer
     run once), the split by question, the prompt format, loaders and held-out questions.
 
@@ -267,32 +258,32 @@ class MAGDataModule(L.LightningDataModule):
     def test_dataloader(self) -> StatefulDataLoader:
         return self.loader("test")
 
-    def held_out_questions(self, split: str = "test") -> list[BenchmarkExample]:
+    def held_out_questions(self, split: str = "test") -> list[Question]:
         """The distinct questions of a split with their gold answers, as benchmark items."""
         if not self.examples:
             self.setup()
-        seen: dict[str, BenchmarkExample] = {}
+        seen: dict[str, Question] = {}
         for i in self.splits[split]:
             graph = self.graph_list[i]
-            seen.setdefault(_question_key(graph.question),
-                            BenchmarkExample(id=graph.id, question=graph.question,
+            seen.setdefault(question_key(graph.question),
+                            Question(id=graph.id, question=graph.question,
                                              gold=graph.gold_answer, task=graph.task))
         return list(seen.values())
 
 
-class GraphDataModule(MAGDataModule):
+class GraphDataModule(SourceDataModule):
     """Graph batches of MAG data for any student tokenizer; ``batch_size`` counts graphs,
     not nodes. Every node is tokenized once and cached on disk.
 
     A node's response is ``self.response_text`` of it: its reasoning, ending in its answer
-    sentence when the reasoning does not state the answer (see :class:`MAGDataModule`).
+    sentence when the reasoning does not state the answer (see :class:`SourceDataModule`).
     ``packing`` packs each batch into one row, every prompt and response once (see
     :mod:`magdi_lightning.data.batch`); otherwise each sequence is a padded row.
 
     ``batch_unit="pair_rows"`` batches the MAGDi reference code's rows instead of graphs
     (:mod:`magdi_lightning.data.pair_rows`; ``batch_size`` then counts rows, and
     ``row_graphs`` says which graph each row carries), the batches
-    ``method=magdi_reference`` trains on. The other keywords are :class:`MAGDataModule`'s.
+    ``method=magdi_reference`` trains on. The other keywords are :class:`SourceDataModule`'s.
     """
 
     def __init__(self, *args: Any, packing: bool = False, batch_unit: str = "graphs",
@@ -393,7 +384,7 @@ def graph_example(graph: ReasoningGraph, input_ids: list[torch.Tensor],
 def _check_labels(graphs: list[ReasoningGraph], source: str) -> None:
     """No graphs is an error; graphs without both labels train some losses on nothing."""
     if not graphs:
-        raise GraphValidationError("no graphs to train on (the file is empty)", file=source)
+        raise RecordError("no graphs to train on (the file is empty)", file=source)
     labels = Counter(node.correctness for graph in graphs for node in graph.nodes)
     correct, incorrect = labels[Correctness.CORRECT], labels[Correctness.INCORRECT]
     if not correct or not incorrect:
@@ -402,3 +393,8 @@ def _check_labels(graphs: list[ReasoningGraph], source: str) -> None:
             "both labels (MAGDi's margin ranking and node classification) cannot train%s",
             source, correct, incorrect, labels[Correctness.UNKNOWN],
             "" if correct else ", nor anything that trains on correct responses only")
+
+
+def __getattr__(name: str) -> Any:
+    """Old names of renamed classes, for one release (:mod:`magdi_lightning._compat`)."""
+    return _compat.renamed_attribute(__name__, name)

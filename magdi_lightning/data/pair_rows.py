@@ -24,7 +24,13 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch_geometric.data import Batch
 
-from magdi_lightning.data.batch import CORRECT, INCORRECT, GraphExample, batch_graphs
+from magdi_lightning.data.batch import (
+    CORRECT,
+    INCORRECT,
+    GraphExample,
+    GraphsOfNodes,
+    batch_graphs,
+)
 from magdi_lightning.losses import IGNORE_INDEX
 
 __all__ = ["PADDING_NEGATIVE", "ROW_GRAPHS", "PairRow", "PairRowBatch", "collate_pair_rows",
@@ -91,7 +97,7 @@ def pair_rows(examples: list[GraphExample], padding_negative: torch.Tensor,
 
 
 @dataclass
-class PairRowBatch:
+class PairRowBatch(GraphsOfNodes):
     """``B`` rows: left-padded positives ``[B, Lp]`` with their labels, left-padded
     negatives ``[B, Ln]``, and the PyG batch of the rows' graphs (one per row, a graph
     carried by two rows appearing twice) with each node's dataset-wide ``node_uids``."""
@@ -108,14 +114,6 @@ class PairRowBatch:
     def num_graphs(self) -> int:
         """Rows in the batch (each carries one graph)."""
         return int(self.positive_ids.shape[0])
-
-    @property
-    def node_labels(self) -> torch.Tensor:
-        return self.graph.y
-
-    @property
-    def node_graph(self) -> torch.Tensor:
-        return self.graph.batch
 
     def pin_memory(self) -> PairRowBatch:
         """Page-locked copies (``DataLoader(pin_memory=True)`` calls this)."""

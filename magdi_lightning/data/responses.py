@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from magdi_lightning.evaluation.answers import answers_match
 from magdi_lightning.graph import Node
+from magdi_lightning.scoring.answers import answers_match
 
 __all__ = ["AGREEMENT_OPENINGS", "ResponseText", "remove_agreement", "states_answer"]
 

@@ -21,12 +21,12 @@ from typing import Any
 import datasets
 import torch
 
-from magdi_lightning.data.datamodule import MAGDataModule
+from magdi_lightning.data.datamodule import SourceDataModule
 from magdi_lightning.data.tasks import TaskBuilder, TextTask
 from magdi_lightning.data.tokenization import PromptFormatter
-from magdi_lightning.evaluation.answers import CHOICE_LETTERS
-from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.losses import IGNORE_INDEX
+from magdi_lightning.questions import Question
+from magdi_lightning.scoring.answers import CHOICE_LETTERS
 from magdi_lightning.sources.tinyllm import tinyllm_choices
 
 __all__ = ["TaskBatch", "TaskDataModule", "TaskExample", "collate_tasks"]
@@ -87,7 +87,7 @@ def collate_tasks(examples: list[TaskExample], task_names: tuple[str, ...], pad_
                      task_names=task_names)
 
 
-class TaskDataModule(MAGDataModule):
+class TaskDataModule(SourceDataModule):
     """Text-to-text task batches of MAG data.
 
     ``tasks`` builds each graph's pairs (e.g. :class:`~magdi_lightning.data.tasks.
@@ -100,15 +100,8 @@ class TaskDataModule(MAGDataModule):
     an encoder prompt's closing EOS, as the tokenizer's own truncation does.
     """
 
-    def __init__(self, *args: Any, tasks: TaskBuilder, packing: bool = False,
-                 group_by_question: bool = False, max_prompt_length: int | None = None,
-                 **kwargs: Any) -> None:
-        # Task pairs of one question carry different task prefixes, so no prompt is shared
-        # and there is nothing to pack; the key exists because task data configs extend
-        # graph data configs.
-        if packing:
-            raise ValueError("packing applies to graph batches; task batches are not packed "
-                             "(set data.packing=false)")
+    def __init__(self, *args: Any, tasks: TaskBuilder, group_by_question: bool = False,
+                 max_prompt_length: int | None = None, **kwargs: Any) -> None:
         if max_prompt_length is not None and max_prompt_length < 2:
             raise ValueError(f"max_prompt_length must be >= 2 or null, got {max_prompt_length}")
         super().__init__(*args, **kwargs)
@@ -155,8 +148,8 @@ class TaskDataModule(MAGDataModule):
         return collate_tasks(self.pairs_of(examples), self.task_names,
                              self.tokenizer.pad_token_id, self.max_length, self.encoder_decoder)
 
-    def held_out_questions(self, split: str = "test") -> list[BenchmarkExample]:
-        """As :meth:`MAGDataModule.held_out_questions`, with each multiple-choice
+    def held_out_questions(self, split: str = "test") -> list[Question]:
+        """As :meth:`SourceDataModule.held_out_questions`, with each multiple-choice
         question's option texts when it lists them in TinyLLM's layout, so an answer given
         as an option's text (TinyLLM's answer target) is scored as that option."""
         return [_with_listed_choices(q) for q in super().held_out_questions(split)]
@@ -195,7 +188,7 @@ class TaskDataModule(MAGDataModule):
         return ids[:limit]
 
 
-def _with_listed_choices(question: BenchmarkExample) -> BenchmarkExample:
+def _with_listed_choices(question: Question) -> Question:
     """``question`` with the option texts its text lists in TinyLLM's layout, if any."""
     if question.task != "multiple_choice" or question.choices is not None:
         return question

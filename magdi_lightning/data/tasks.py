@@ -6,7 +6,7 @@ prefix: answer the question (``predict:``), and reproduce each teacher's rationa
 that teacher's own prefix (``explain:``, ``rationale:``), one loss per teacher. SIKeD
 trains on solutions that open with their strategy's tag. A builder turns one graph into
 its tasks; the data module tokenizes them and the
-:class:`~magdi_lightning.task_module.TaskDistillationModule` weighs one loss per task name.
+:class:`~magdi_lightning.methods.multitask.TaskDistillationModule` weighs one loss per task name.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from magdi_lightning.evaluation.answers import CHOICE_LETTERS
 from magdi_lightning.graph import Node, ReasoningGraph
+from magdi_lightning.scoring.answers import CHOICE_LETTERS
 from magdi_lightning.sources.tinyllm import tinyllm_choices
 from magdi_lightning.strategies import tag
 

@@ -1,6 +1,4 @@
-"""Scoring teacher and student answers against gold answers.
-
-Importers need one shared notion of "what answer did this response give" so that node
-correctness means the same thing for every data source; it lives here so the evaluation
-code judges students by exactly the same rules.
-"""
+"""Judging a trained student: generation on held-out questions (greedy, sampled,
+self-consistency, programs run in the sandbox), accuracy with confidence intervals, and
+the reports and plots of a run. How one output is scored lives below, in
+:mod:`magdi_lightning.scoring`."""

@@ -15,12 +15,12 @@ from typing import Any
 import torch
 
 from magdi_lightning.data.tokenization import PromptFormatter
-from magdi_lightning.evaluation.answers import answers_match, extract_answer
-from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.models.student import Student
+from magdi_lightning.questions import Question
+from magdi_lightning.scoring.answers import answers_match, extract_answer
 from magdi_lightning.strategies import PROGRAM, split_strategy
 
-__all__ = ["Prediction", "accuracy_of", "answer_texts", "evaluate", "generate",
+__all__ = ["Prediction", "answer_texts", "evaluate", "generate",
            "sampling_settings"]
 
 
@@ -99,7 +99,7 @@ def generate(student: Student, formatter: PromptFormatter, questions: list[str],
     return outputs
 
 
-def evaluate(student: Student, formatter: PromptFormatter, examples: list[BenchmarkExample],
+def evaluate(student: Student, formatter: PromptFormatter, examples: list[Question],
              batch_size: int = 64, max_new_tokens: int = 64, self_consistency: int = 1,
              temperature: float = 0.7, sampling: Mapping[str, Any] | None = None
              ) -> list[Prediction]:
@@ -162,24 +162,17 @@ def answer_texts(outputs: list[str]) -> list[tuple[str | None, str | None]]:
 
     Untagged and prose-strategy outputs are read as written (minus the tag); programs
     are run in the sandbox, all in one batch, and their value is the answer text
-    (:func:`~magdi_lightning.evaluation.pot.answer_text`; ``None`` when the program failed
+    (:func:`~magdi_lightning.scoring.pot.answer_text`; ``None`` when the program failed
     or produced nothing).
     """
     split = [split_strategy(text) for text in outputs]
     programs = [i for i, (strategy, _) in enumerate(split) if strategy == PROGRAM]
     texts: list[str | None] = [body for _, body in split]
     if programs:
-        from magdi_lightning.evaluation.pot import answer_text
-        from magdi_lightning.sandbox import run_programs
+        from magdi_lightning.scoring.pot import answer_text
+        from magdi_lightning.scoring.sandbox import run_programs
 
         for i, result in zip(programs, run_programs([split[i][1] for i in programs])):
             texts[i] = (None if not result.ok or result.value is None
                         else answer_text(result.value))
     return [(strategy, text) for (strategy, _), text in zip(split, texts)]
-
-
-def accuracy_of(predictions: list[Prediction]) -> float:
-    """Share of greedy predictions that are correct (NaN for none)."""
-    if not predictions:
-        return float("nan")
-    return sum(p.correct for p in predictions) / len(predictions)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -24,6 +23,7 @@ from statistics import fmean
 from typing import TYPE_CHECKING, Any
 
 from magdi_lightning.io import atomic_file
+from magdi_lightning.questions import question_key
 
 # Type-only imports: Prediction's module loads torch and transformers (seconds), which
 # reporting on saved results never needs.
@@ -42,7 +42,6 @@ __all__ = [
     "WORDS_TO_TOKENS",
     "TeacherTokens",
     "log_to_wandb",
-    "question_key",
     "teacher_tokens_per_question",
     "token_efficiency",
     "wandb_samples_table",
@@ -62,17 +61,6 @@ SAMPLE_COLUMNS = ("id", "question", "output", "extracted", "gold", "correct")
 # sliver on a linear axis, so the token plot switches to a log scale.
 _LOG_SCALE_RATIO = 20.0
 _PNG_DPI = 150
-_WHITESPACE = re.compile(r"\s+")
-
-
-def question_key(text: str) -> str:
-    """The join key of a question: stripped, whitespace collapsed, lower-cased.
-
-    Benchmark files and debate logs copy the same question with different line breaks,
-    spacing and sometimes capitalisation; this key ignores exactly those differences and
-    nothing else, so two different questions never share a key by accident.
-    """
-    return _WHITESPACE.sub(" ", text).strip().lower()
 
 
 class TeacherTokens(dict[str, int]):

@@ -1,6 +1,6 @@
 """The student's repeated transformer blocks, found by class name for any architecture.
 
-FSDP wraps each block as its own unit (:mod:`magdi_lightning.distributed`) and
+FSDP wraps each block as its own unit (:mod:`magdi_lightning.runtime.distributed`) and
 ``compile.enabled`` compiles each block on its own (regional compilation): the blocks are
 where the FLOPs are, they are identical, so one compiled graph serves every layer, and
 compiling a block takes seconds where the whole model (with its Python-side batch

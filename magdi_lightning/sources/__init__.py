@@ -2,7 +2,7 @@
 
 Each importer is ``(path, **options) -> Iterator[ReasoningGraph]`` and is registered in
 :data:`IMPORTERS` under the format name the CLI (``magdi-import --format``) accepts.
-Importers raise :class:`~magdi_lightning.graph.GraphValidationError` (a ``ValueError``)
+Importers raise :class:`~magdi_lightning.graph.RecordError` (a ``ValueError``)
 for malformed input and ``ValueError`` for unknown options, so callers need to handle
 only ``ValueError`` and ``OSError``.
 """

@@ -1,7 +1,7 @@
 """What every importer needs: strict JSON loading, located errors, ids and labels.
 
 Importers turn other people's files into graphs, so their failure mode matters as much as
-their output: any malformed input must end in a :class:`GraphValidationError` that names
+their output: any malformed input must end in a :class:`RecordError` that names
 the file, the record and the field, never in a ``KeyError`` or ``TypeError`` traceback.
 The helpers here make that the easy path.
 """
@@ -13,17 +13,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from magdi_lightning.evaluation.answers import answers_match, extract_answer, infer_task
-from magdi_lightning.graph import (
-    TASK_FAMILIES,
-    Correctness,
-    GraphValidationError,
-    ReasoningGraph,
-    parse_json,
-    read_text,
-)
-
-_PREVIEW_CHARS = 40
+from magdi_lightning.errors import RecordError
+from magdi_lightning.graph import TASK_FAMILIES, Correctness, ReasoningGraph, parse_json, read_text
+from magdi_lightning.scoring.answers import answers_match, extract_answer, infer_task
 
 
 @dataclass(frozen=True)
@@ -38,9 +30,9 @@ class Where:
     record: str | None = None
     line: int | None = None
 
-    def error(self, message: str, field: str | None = None) -> GraphValidationError:
+    def error(self, message: str, field: str | None = None) -> RecordError:
         located = f"{message} (in {self.record})" if self.record else message
-        return GraphValidationError(located, file=self.file, line=self.line, field=field)
+        return RecordError(located, file=self.file, line=self.line, field=field)
 
 
 def load_json(path: str | os.PathLike[str]) -> Any:
@@ -116,14 +108,6 @@ def stable_id(prefix: str, text: str) -> str:
     return f"{prefix}-{digest[:16]}"
 
 
-def preview(value: Any) -> str:
-    """A short excerpt of a (possibly huge) value for error messages: strings quoted."""
-    text = value if isinstance(value, str) else repr(value)
-    if len(text) > _PREVIEW_CHARS:
-        text = text[:_PREVIEW_CHARS] + "…"
-    return repr(text) if isinstance(value, str) else text
-
-
 class UniqueIds:
     """Rejects a second graph with the same id, which ``read_graphs`` would refuse later."""
 
@@ -141,5 +125,5 @@ def build_graph(where: Where, **fields: Any) -> ReasoningGraph:
     """Construct a graph, re-raising validation errors with the record's location."""
     try:
         return ReasoningGraph(**fields)
-    except GraphValidationError as err:
+    except RecordError as err:
         raise where.error(err.reason, err.field) from None

@@ -37,8 +37,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from magdi_lightning.evaluation.answers import extract_answer
-from magdi_lightning.graph import Edge, GraphValidationError, Node, ReasoningGraph
+from magdi_lightning.errors import RecordError, preview
+from magdi_lightning.graph import Edge, Node, ReasoningGraph
+from magdi_lightning.scoring.answers import extract_answer
 from magdi_lightning.sources._common import (
     Where,
     build_graph,
@@ -47,7 +48,6 @@ from magdi_lightning.sources._common import (
     judge,
     load_json,
     load_records,
-    preview,
     scalar_text,
     stable_id,
 )
@@ -65,7 +65,7 @@ def import_du(path: str | os.PathLike[str], *, task: str | None = None,
     ``task`` fixes the task family (default: inferred per question from the gold
     answer); ``model`` names the LLM behind every agent (default: parsed from a
     ``du_<dataset>_<model>_<N>agents_<R>rounds.json`` file name, else unknown).
-    Raises :class:`GraphValidationError` naming the file, question and field of the
+    Raises :class:`RecordError` naming the file, question and field of the
     first malformed record.
     """
     check_task(task)
@@ -89,10 +89,10 @@ def _entries(file: Path) -> list[tuple[str, Any, int | None]]:
     """``(question, entry, line)`` of a log that is one JSON object, or JSON Lines of them."""
     try:
         logs = [(None, load_json(file))]
-    except GraphValidationError as whole:
+    except RecordError as whole:
         try:
             logs = [(where.line, record) for where, record in load_records(file)]
-        except GraphValidationError:
+        except RecordError:
             raise whole from None
         if len(logs) < 2:
             raise whole from None

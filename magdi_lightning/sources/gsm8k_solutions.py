@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from magdi_lightning.evaluation.answers import extract_answer
 from magdi_lightning.graph import Correctness, Node, ReasoningGraph
+from magdi_lightning.scoring.answers import extract_answer
 from magdi_lightning.sources._common import (
     UniqueIds,
     Where,
@@ -42,7 +42,7 @@ _LABELS = {True: Correctness.CORRECT, False: Correctness.INCORRECT, None: Correc
 def import_gsm8k_solutions(path: str | os.PathLike[str]) -> Iterator[ReasoningGraph]:
     """Yield one graph per line of an ``example_model_solutions.jsonl``-style file.
 
-    Raises :class:`GraphValidationError` naming the file, line and field of the first
+    Raises :class:`RecordError` naming the file, line and field of the first
     malformed record, or of a question that appears twice.
     """
     return _graphs(Path(path))

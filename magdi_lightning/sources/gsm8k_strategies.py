@@ -15,7 +15,7 @@ the same questions exist only for GSM8K's test set, from three public sources (a
 - ``pot``: Codex's programs (``teachers/pot_codex_gsm8k_test.jsonl``,
   wenhuchen/Program-of-Thoughts), whose answer is the published ``executed`` value (the
   sandbox reproduces all 1,318 of them, ``python -m benchmarks.sandbox_throughput``), read
-  as :func:`~magdi_lightning.evaluation.pot.answer_text` (``5.000000000000002`` is 5).
+  as :func:`~magdi_lightning.scoring.pot.answer_text` (``5.000000000000002`` is 5).
 
 So two of the three strategies come from LLM teachers and one from people: the data is
 real, but not the single-teacher sampling SIKeD's paper describes. Gold answers come from
@@ -33,9 +33,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from magdi_lightning.evaluation.pot import answer_text
-from magdi_lightning.evaluation.reports import question_key
 from magdi_lightning.graph import Node, ReasoningGraph
+from magdi_lightning.questions import question_key
+from magdi_lightning.scoring.pot import answer_text
 from magdi_lightning.sources._common import (
     UniqueIds,
     Where,
@@ -67,7 +67,7 @@ def import_gsm8k_strategies(
 
     ``path`` is the folder the other arguments are relative to (the shared data folder);
     a strategy set to ``None`` is left out, and a question no strategy file has is skipped.
-    Raises :class:`GraphValidationError` naming the file, record and field of the first
+    Raises :class:`RecordError` naming the file, record and field of the first
     malformed record, or of a question two records of one file both answer.
     """
     root = Path(path)

@@ -23,8 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from magdi_lightning.evaluation.answers import extract_answer
+from magdi_lightning.errors import preview
 from magdi_lightning.graph import Edge, Node, ReasoningGraph
+from magdi_lightning.scoring.answers import extract_answer
 from magdi_lightning.sources._common import (
     UniqueIds,
     Where,
@@ -33,7 +34,6 @@ from magdi_lightning.sources._common import (
     gold_and_task,
     judge,
     load_records,
-    preview,
     scalar_text,
     stable_id,
 )
@@ -49,7 +49,7 @@ def import_magdi(path: str | os.PathLike[str], *,
 
     ``task`` fixes the task family (default: inferred per record from the gold answer).
     Graph ids are the records' ``id`` when present, else a hash of the question; a
-    repeated id is an error. Raises :class:`GraphValidationError` naming the file,
+    repeated id is an error. Raises :class:`RecordError` naming the file,
     record and field of the first malformed record.
     """
     check_task(task)

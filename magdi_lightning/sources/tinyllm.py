@@ -32,16 +32,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from magdi_lightning.evaluation.answers import CHOICE_LETTERS
+from magdi_lightning.errors import preview
 from magdi_lightning.graph import Correctness, Node, ReasoningGraph
-from magdi_lightning.sources._common import (
-    UniqueIds,
-    Where,
-    build_graph,
-    load_json,
-    load_records,
-    preview,
-)
+from magdi_lightning.scoring.answers import CHOICE_LETTERS
+from magdi_lightning.sources._common import UniqueIds, Where, build_graph, load_json, load_records
 
 __all__ = ["import_tinyllm", "tinyllm_choices", "tinyllm_question"]
 
@@ -65,7 +59,7 @@ def import_tinyllm(path: str | os.PathLike[str], *,
                    split: str = "train") -> Iterator[ReasoningGraph]:
     """Yield one graph per question of a TinyLLM dataset directory's ``split``.
 
-    Raises :class:`GraphValidationError` when a file is missing or malformed, when the
+    Raises :class:`RecordError` when a file is missing or malformed, when the
     rationale files hold a different number of records than the split, or when a
     rationale belongs to a different question than its split record.
     """
@@ -202,7 +196,7 @@ def _node(agent: str, model: str, reasoning: str, choices: list[str], gold: str)
 def stated_choice(rationale: str, choices: list[str]) -> str | None:
     """The option letter a rationale explicitly commits to, or ``None``.
 
-    Stricter than :func:`~magdi_lightning.evaluation.answers.extract_answer`: these
+    Stricter than :func:`~magdi_lightning.scoring.answers.extract_answer`: these
     rationales discuss every option ("(a) ... is not true"), so only an explicit
     statement counts, the last one before any invented follow-up question.
     """

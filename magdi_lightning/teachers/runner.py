@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from magdi_lightning.errors import UserError
-from magdi_lightning.evaluation.benchmarks import BenchmarkExample
+from magdi_lightning.questions import Question
 from magdi_lightning.teachers.protocols.base import Protocol
 from magdi_lightning.teachers.store import ResultStore
 from magdi_lightning.teachers.teacher import FATAL, Teacher, TeacherFailure
@@ -56,7 +56,7 @@ class RunSummary:
 
 
 async def run_protocol(protocol: Protocol, teachers: Sequence[Teacher],
-                       questions: Sequence[BenchmarkExample], output: str | Path,
+                       questions: Sequence[Question], output: str | Path,
                        concurrency: int = 8, progress: bool = True) -> RunSummary:
     """Ask ``teachers`` every question of ``questions`` not yet in ``output``."""
     if concurrency < 1:
@@ -72,7 +72,7 @@ async def run_protocol(protocol: Protocol, teachers: Sequence[Teacher],
                             completed=summary.already_done, cost=0.0) if bar else None
         slots = asyncio.Semaphore(concurrency)
 
-        async def one(example: BenchmarkExample) -> None:
+        async def one(example: Question) -> None:
             async with slots:
                 try:
                     graph = await protocol.run(example, list(teachers))
@@ -103,7 +103,7 @@ async def run_protocol(protocol: Protocol, teachers: Sequence[Teacher],
     return summary
 
 
-def _check_unique_ids(questions: Sequence[BenchmarkExample]) -> None:
+def _check_unique_ids(questions: Sequence[Question]) -> None:
     seen: set[str] = set()
     for question in questions:
         if question.id in seen:

@@ -23,8 +23,7 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
-from magdi_lightning.errors import UserError
-from magdi_lightning.graph import GraphValidationError
+from magdi_lightning.errors import RecordError, UserError
 from magdi_lightning.teachers.secrets import SCRUBBER
 
 __all__ = ["ResultStore"]
@@ -105,11 +104,11 @@ class ResultStore:
             try:
                 record_id = json.loads(line)["id"]
             except (ValueError, KeyError, TypeError):
-                raise GraphValidationError("a complete line that is not a JSON record with an "
+                raise RecordError("a complete line that is not a JSON record with an "
                                            "id; fix or remove it before resuming",
                                            file=str(path), line=line_no) from None
             if record_id in ids:
-                raise GraphValidationError(f"id {record_id!r} appears twice", file=str(path),
+                raise RecordError(f"id {record_id!r} appears twice", file=str(path),
                                            line=line_no, field="id")
             ids.add(str(record_id))
         handle.seek(0, os.SEEK_END)

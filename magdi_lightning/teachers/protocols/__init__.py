@@ -1,10 +1,10 @@
 """Protocols: how teachers are asked about one question, and the graph that results.
 
-Each protocol turns a question (a :class:`~magdi_lightning.evaluation.benchmarks.
-BenchmarkExample`) into a :class:`~magdi_lightning.graph.ReasoningGraph` whose id is the
+Each protocol turns a question (a :class:`~magdi_lightning.sources.question_sets.
+Question`) into a :class:`~magdi_lightning.graph.ReasoningGraph` whose id is the
 question's id, so a run's output imports into training with no conversion step and a
 rerun knows which questions are done. Correctness labels come from the evaluation
-extractors (:func:`~magdi_lightning.evaluation.answers.answers_match`). A response that
+extractors (:func:`~magdi_lightning.scoring.answers.answers_match`). A response that
 cannot be parsed is kept as the node's reasoning and flagged in ``metadata.parse_error``,
 never dropped.
 """

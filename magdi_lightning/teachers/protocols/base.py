@@ -7,9 +7,9 @@ import re
 from abc import ABC, abstractmethod
 from typing import Any
 
-from magdi_lightning.evaluation.answers import answers_match, extract_answer
-from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.graph import Correctness, Node, ReasoningGraph
+from magdi_lightning.questions import Question
+from magdi_lightning.scoring.answers import answers_match, extract_answer
 from magdi_lightning.teachers.endpoints import Completion
 from magdi_lightning.teachers.teacher import Teacher
 
@@ -33,10 +33,10 @@ class Protocol(ABC):
     name: str
 
     @abstractmethod
-    async def run(self, example: BenchmarkExample, teachers: list[Teacher]
+    async def run(self, example: Question, teachers: list[Teacher]
                   ) -> ReasoningGraph | None: ...
 
-    def graph(self, example: BenchmarkExample, nodes: list[Node], edges: list[Any] | None = None,
+    def graph(self, example: Question, nodes: list[Node], edges: list[Any] | None = None,
               **source: Any) -> ReasoningGraph:
         """The question's graph, its provenance under ``source``."""
         return ReasoningGraph(
@@ -46,12 +46,12 @@ class Protocol(ABC):
                     **({"choices": list(example.choices)} if example.choices else {})})
 
 
-def answer_format(example: BenchmarkExample) -> str:
+def answer_format(example: Question) -> str:
     """The prompt's description of a valid final answer for ``example``."""
     return _ANSWER_FORMATS[example.task]
 
 
-def label(answer: str | None, example: BenchmarkExample) -> Correctness:
+def label(answer: str | None, example: Question) -> Correctness:
     """Correct / incorrect by the evaluation rules; unknown when there is no answer."""
     if answer is None:
         return Correctness.UNKNOWN
@@ -59,7 +59,7 @@ def label(answer: str | None, example: BenchmarkExample) -> Correctness:
     return Correctness.CORRECT if correct else Correctness.INCORRECT
 
 
-def extract(text: str, example: BenchmarkExample) -> str | None:
+def extract(text: str, example: Question) -> str | None:
     """The answer stated in free text, by the evaluation extractors."""
     return extract_answer(text, example.task, example.choices)
 
@@ -77,7 +77,7 @@ def parse_json_object(text: str) -> dict[str, Any] | None:
 
 
 def make_node(node_id: str, teacher: Teacher, round_: int, reasoning: str,
-              answer: str | None, example: BenchmarkExample, completion: Completion,
+              answer: str | None, example: Question, completion: Completion,
               strategy: str | None = None, **metadata: Any) -> Node:
     """A node labelled against the gold answer, with the response's length and any
     ``metadata`` (``None`` values left out)."""

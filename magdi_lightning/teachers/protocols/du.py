@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 
 from magdi_lightning.errors import UserError
-from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.graph import Edge, Node, ReasoningGraph
+from magdi_lightning.questions import Question
 from magdi_lightning.teachers.endpoints import Messages
 from magdi_lightning.teachers.protocols.base import Protocol, answer_format, extract, make_node
 from magdi_lightning.teachers.teacher import Teacher
@@ -31,7 +31,7 @@ class DuDebate(Protocol):
             raise UserError("du: rounds must be >= 1")
         self.rounds = rounds
 
-    async def run(self, example: BenchmarkExample, teachers: list[Teacher]) -> ReasoningGraph:
+    async def run(self, example: Question, teachers: list[Teacher]) -> ReasoningGraph:
         ending = (f"Explain your reasoning step by step, then end with \"The answer is X.\" "
                   f"where X is {answer_format(example)}.")
         histories: list[Messages] = [
@@ -58,7 +58,7 @@ class DuDebate(Protocol):
             previous = current
         return self.graph(example, nodes, edges, rounds=self.rounds)
 
-    async def _respond(self, example: BenchmarkExample, teacher: Teacher, round_: int,
+    async def _respond(self, example: Question, teacher: Teacher, round_: int,
                        history: Messages) -> Node:
         completion = await teacher.chat(list(history))
         history.append({"role": "assistant", "content": completion.text})

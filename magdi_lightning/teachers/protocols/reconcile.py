@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from magdi_lightning.errors import UserError
-from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.graph import Correctness, Edge, Node, ReasoningGraph
+from magdi_lightning.questions import Question
 from magdi_lightning.teachers.protocols.base import (
     Protocol,
     answer_format,
@@ -125,7 +125,7 @@ class ReConcile(Protocol):
         self.convincing = {agent: load_convincing_samples(file) if file else []
                            for agent, file in (convincing_samples or {}).items()}
 
-    async def run(self, example: BenchmarkExample, teachers: list[Teacher]) -> ReasoningGraph:
+    async def run(self, example: Question, teachers: list[Teacher]) -> ReasoningGraph:
         shots = {teacher.name: self._shots_for(teacher.name) for teacher in teachers}
         nodes: list[Node] = []
         edges: list[Edge] = []
@@ -159,7 +159,7 @@ class ReConcile(Protocol):
         return [shot for owner, group in self.convincing.items() if owner != agent
                 for shot in group]
 
-    async def _respond(self, example: BenchmarkExample, teacher: Teacher, round_: int,
+    async def _respond(self, example: Question, teacher: Teacher, round_: int,
                        prompt: str) -> Node:
         completion = await teacher.chat([{"role": "user", "content": prompt}])
         parsed = parse_json_object(completion.text)
@@ -175,16 +175,16 @@ class ReConcile(Protocol):
                          parse_error=None if confidence is not None else "no confidence")
 
     @staticmethod
-    def _question(example: BenchmarkExample, shots: list[str]) -> str:
+    def _question(example: Question, shots: list[str]) -> str:
         """The convincing samples, the question and the answer instructions."""
         return "\n".join([*shots, f"Q: {example.question}", *_ANSWER_INSTRUCTIONS])
 
-    def _first_prompt(self, example: BenchmarkExample, shots: list[str]) -> str:
+    def _first_prompt(self, example: Question, shots: list[str]) -> str:
         """Round 0's prompt: the question block, then the reply format."""
         return (f"{self._question(example, shots)}\n"
                 + _REPLY_FORMAT.format(fmt=answer_format(example)))
 
-    def _discussion_prompt(self, example: BenchmarkExample, shots: list[str],
+    def _discussion_prompt(self, example: Question, shots: list[str],
                            previous: list[Node]) -> str:
         """The question block, the previous round's solutions grouped by answer, then the
         reply format (once)."""

@@ -8,7 +8,7 @@ learns to open its answer with the strategy's tag. Two optional filters: keep on
 correct solutions, and keep at most one per strategy; both together give the reference's
 distillation data (the first correct sample per question and strategy, shivam0109/SIKeD
 create_data.py ``get_kd_data``), which ``magdi-siked`` also selects by itself
-(:func:`magdi_lightning.siked.teacher_data`), so the graphs may keep every sample. The
+(:func:`magdi_lightning.methods.siked.teacher_data`), so the graphs may keep every sample. The
 reference does not check a teacher's least-to-most format (only the student's). A
 question left with no node is recorded as skipped rather than written as an empty graph.
 """
@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 
 from magdi_lightning.errors import UserError
-from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.graph import Node, ReasoningGraph
+from magdi_lightning.questions import Question
 from magdi_lightning.strategies import PROGRAM, STRATEGIES, split_strategy, tag
 from magdi_lightning.teachers.endpoints import Completion
 from magdi_lightning.teachers.protocols.base import Protocol, extract, make_node
@@ -77,7 +77,7 @@ class SikedStrategies(Protocol):
         shots = "\n\n".join(f"Question: {q}\nSolution:\n{a}" for q, a in demos)
         return f"{instruction}\n\n{shots}\n\nQuestion: {question}\nSolution:\n"
 
-    async def run(self, example: BenchmarkExample, teachers: list[Teacher]
+    async def run(self, example: Question, teachers: list[Teacher]
                   ) -> ReasoningGraph | None:
         jobs = [(teacher, strategy, i) for teacher in teachers for strategy in self.strategies
                 for i in range(self.samples)]
@@ -96,7 +96,7 @@ class SikedStrategies(Protocol):
         return self.graph(example, kept, generated=len(nodes))
 
     async def _answers(self, responses: list[tuple[str, Completion]],
-                       example: BenchmarkExample) -> list[tuple[str, str | None, str | None]]:
+                       example: Question) -> list[tuple[str, str | None, str | None]]:
         """(solution, answer, parse error) per response; programs run in one sandbox batch."""
         out: list[tuple[str, str | None, str | None]] = []
         programs: list[int] = []
@@ -110,8 +110,8 @@ class SikedStrategies(Protocol):
                 out.append((completion.text, answer,
                             None if answer is not None else "no answer found"))
         if programs:
-            from magdi_lightning.evaluation.pot import answer_text
-            from magdi_lightning.sandbox import run_programs
+            from magdi_lightning.scoring.pot import answer_text
+            from magdi_lightning.scoring.sandbox import run_programs
 
             results = await asyncio.to_thread(run_programs, [out[i][0] for i in programs])
             for i, result in zip(programs, results):

@@ -15,8 +15,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from magdi_lightning.errors import UserError
-from magdi_lightning.evaluation.benchmarks import BenchmarkExample, load_benchmark
 from magdi_lightning.graph import Node, ReasoningGraph
+from magdi_lightning.questions import Question
+from magdi_lightning.sources.question_sets import load_benchmark
 from magdi_lightning.teachers.protocols.base import Protocol, extract, make_node
 from magdi_lightning.teachers.teacher import Teacher
 
@@ -35,7 +36,7 @@ class TinyLLMRationales(Protocol):
 
     name = "tinyllm"
 
-    def __init__(self, train_set: Sequence[BenchmarkExample] | Mapping[str, Any] | None = None,
+    def __init__(self, train_set: Sequence[Question] | Mapping[str, Any] | None = None,
                  k: int = 3, seed: int = 0) -> None:
         if k < 0:
             raise UserError("tinyllm: k must be >= 0")
@@ -47,14 +48,14 @@ class TinyLLMRationales(Protocol):
         self.k = k
         self.seed = seed
 
-    def in_context_examples(self, example: BenchmarkExample) -> list[BenchmarkExample]:
+    def in_context_examples(self, example: Question) -> list[Question]:
         """The question's ``k`` examples: the same for the same seed and question, never
         the question itself."""
         pool = [e for e in self.train_examples if e.question != example.question]
         rng = random.Random(f"{self.seed}:{example.id}")
         return rng.sample(pool, min(self.k, len(pool)))
 
-    def prompt(self, example: BenchmarkExample) -> str:
+    def prompt(self, example: Question) -> str:
         shots = []
         for shot in self.in_context_examples(example):
             solution = next((shot.metadata[key] for key in _SOLUTION_KEYS
@@ -66,13 +67,13 @@ class TinyLLMRationales(Protocol):
                 f"\"So the answer is {example.gold}.\"\nExplanation:")
         return "\n\n".join([*shots, task])
 
-    async def run(self, example: BenchmarkExample, teachers: list[Teacher]) -> ReasoningGraph:
+    async def run(self, example: Question, teachers: list[Teacher]) -> ReasoningGraph:
         prompt = self.prompt(example)
         nodes = await asyncio.gather(*(self._respond(example, t, prompt) for t in teachers))
         return self.graph(example, list(nodes), in_context_examples=[
             e.id for e in self.in_context_examples(example)])
 
-    async def _respond(self, example: BenchmarkExample, teacher: Teacher, prompt: str) -> Node:
+    async def _respond(self, example: Question, teacher: Teacher, prompt: str) -> Node:
         completion = await teacher.chat([{"role": "user", "content": prompt}])
         answer = extract(completion.text, example)
         return make_node(teacher.name, teacher, 0, completion.text, answer, example,

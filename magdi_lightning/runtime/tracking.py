@@ -17,13 +17,21 @@ from __future__ import annotations
 import netrc
 import os
 import re
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["finish_wandb", "redacted_config", "sweep_group", "wandb_mode"]
+from magdi_lightning.io import write_bytes_atomically
+from magdi_lightning.teachers.secrets import SCRUBBER
+
+if TYPE_CHECKING:
+    from wandb.sdk.wandb_run import Run
+
+__all__ = ["finish_wandb", "redacted_config", "start_wandb_run", "sweep_group", "wandb_mode",
+           "write_run_config"]
 
 MASK = "***"
 _SECRET_KEY = re.compile(r"(api_?key|token|secret|password)$", re.IGNORECASE)
@@ -87,3 +95,25 @@ def finish_wandb() -> None:
         return
     if wandb.run is not None:
         wandb.finish()
+
+
+def start_wandb_run(cfg: DictConfig, output_dir: Path) -> Run | None:
+    """A wandb run for a command that logs once at its end (``magdi-eval``,
+    ``magdi-debate``), by the conventions above; ``None`` when wandb is disabled.
+    (``magdi-train`` and ``magdi-siked`` log through Lightning's ``WandbLogger``.)"""
+    mode = wandb_mode(cfg.wandb.mode)
+    if mode == "disabled":
+        return None
+    import wandb
+
+    return wandb.init(project=cfg.wandb.project, mode=mode, dir=str(output_dir),
+                      job_type=cfg.task_name, group=sweep_group(),
+                      tags=list(cfg.get("tags") or []),
+                      config=SCRUBBER.scrub(redacted_config(cfg)))
+
+
+def write_run_config(cfg: DictConfig, output_dir: Path) -> None:
+    """``config.yaml`` of a run directory: the resolved config, every secret the scrubber
+    knows masked, written whole or not at all (``magdi-report`` groups runs by it)."""
+    text = SCRUBBER.scrub(OmegaConf.to_yaml(cfg, resolve=True))
+    write_bytes_atomically(Path(output_dir) / "config.yaml", text.encode())

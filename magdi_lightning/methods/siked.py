@@ -28,10 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from magdi_lightning.data.tasks import StrategyTasks, correct_by_strategy
-from magdi_lightning.evaluation.answers import answers_match, extract_answer
-from magdi_lightning.evaluation.benchmarks import BenchmarkExample
 from magdi_lightning.evaluation.generation import answer_texts
 from magdi_lightning.graph import Correctness, Node, ReasoningGraph
+from magdi_lightning.questions import Question
+from magdi_lightning.scoring.answers import answers_match, extract_answer
 from magdi_lightning.strategies import LEAST_TO_MOST, is_least_to_most, split_strategy
 
 __all__ = ["BIASED_PRIORITIES", "MIXING_MODES", "SELECTIONS", "TRAINING_TASKS", "Mixture",
@@ -69,7 +69,7 @@ def teacher_data(graphs: Sequence[ReasoningGraph], strategies: Sequence[str]
     return out
 
 
-def student_graphs(questions: Sequence[BenchmarkExample], samples: dict[str, list[str]],
+def student_graphs(questions: Sequence[Question], samples: dict[str, list[str]],
                    iteration: int) -> dict[str, ReasoningGraph]:
     """Graphs of the student's *correct* samples, keyed by question id.
 
@@ -130,7 +130,7 @@ class Mixture:
         return self.questions_solved_by_student / self.questions if self.questions else 0.0
 
 
-def mix(questions: Sequence[BenchmarkExample], teacher: Sequence[ReasoningGraph],
+def mix(questions: Sequence[Question], teacher: Sequence[ReasoningGraph],
         student: dict[str, ReasoningGraph], mode: str = "adaptive",
         selection: str = "combined") -> Mixture:
     """The mixture for the training ``questions`` from the teacher data

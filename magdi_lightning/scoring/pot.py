@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from magdi_lightning.sandbox import SandboxResult
+from magdi_lightning.scoring.sandbox import SandboxResult
 
 __all__ = ["READINGS", "PotReading", "agrees", "as_pot_answer", "pot_program",
            "programs_of", "read_records", "vote"]

@@ -102,7 +102,8 @@ _FILE_KEYS = ("data.graphs", "teacher_graphs")
 def check_config(cfg: DictConfig) -> None:
     """Raise :class:`UserError` listing every bad value of ``cfg``, each by its key."""
     problems = [*_missing(cfg), *_values(cfg), *_fractions(cfg), *_steps(cfg),
-                *_weights(cfg), *_method_fits_data(cfg), *_sources(cfg), *_paths(cfg)]
+                *_weights(cfg), *_targets(cfg), *_method_fits_data(cfg), *_data_options(cfg),
+                *_sources(cfg), *_paths(cfg)]
     if problems:
         raise UserError("invalid config (set these on the command line or in conf/):\n"
                         + "\n".join(f"  {problem}" for problem in problems))
@@ -192,18 +193,24 @@ def _weights(cfg: DictConfig) -> Iterator[str]:
 
 
 def _method_fits_data(cfg: DictConfig) -> Iterator[str]:
-    """The method trains on the batches the data config makes (``method=magdi`` needs
-    graph batches, ``method=tinyllm`` task batches), and in the mode those batches are cut
-    for (``method.mode=reference`` needs ``data.batch_unit=pair_rows``)."""
-    method, data = _class_at(cfg, "method"), _class_at(cfg, "data")
+    """The data module makes the batches the method trains on (the method config sets
+    ``data._target_``; an override can break that), in the mode those batches are cut for
+    (``method.mode=reference`` needs ``data.batch_unit=pair_rows``)."""
+    method = _class_at(cfg, "method")
     needed = getattr(method, "datamodule_class", None)
-    if needed is None or data is None:
+    if needed is None:
+        return
+    data = _class_at(cfg, "data")
+    if data is None:
+        if _get(cfg, "data._target_") in (_ABSENT, None):
+            yield (f"data._target_: not set; method._target_={cfg.method._target_} trains on "
+                   f"{needed.__name__} batches (a method config sets data._target_ to the "
+                   "module that makes them)")
         return
     if not issubclass(data, needed):
         yield (f"method._target_={cfg.method._target_} trains on {needed.__name__} batches, "
-               f"but data._target_={cfg.data._target_} makes {data.__name__} batches: pick "
-               "a data config made for this method (conf/data) or a method for this data "
-               "(conf/method)")
+               f"but data._target_={cfg.data._target_} makes {data.__name__} batches: leave "
+               "data._target_ to the method's config (conf/method)")
         return
     units, mode = getattr(method, "MODE_BATCH_UNITS", None), _get(cfg, "method.mode")
     if units is None or mode is _ABSENT:
@@ -218,6 +225,27 @@ def _method_fits_data(cfg: DictConfig) -> Iterator[str]:
         yield (f"method.mode={mode} trains on data.batch_unit={units[mode]}, but "
                f"data.batch_unit={unit}"
                + (" (method=magdi_reference sets both)" if mode == "reference" else ""))
+
+
+def _data_options(cfg: DictConfig) -> Iterator[str]:
+    """Every ``data.`` key is an option of the data module the method picked (a graph
+    option such as ``packing`` given to task batches would otherwise be a TypeError from
+    deep inside instantiation)."""
+    data = _class_at(cfg, "data")
+    if data is None:
+        return
+    accepted: set[str] = set()
+    for owner in data.__mro__:
+        if "__init__" not in vars(owner):
+            continue
+        parameters = inspect.signature(owner.__init__).parameters.values()
+        accepted |= {p.name for p in parameters if p.kind is not p.VAR_KEYWORD}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    for key in cfg.data:
+        if key != "_target_" and key not in accepted:
+            yield (f"data.{key}: not an option of {data.__name__}, the data module of "
+                   f"method._target_={_get(cfg, 'method._target_')}")
 
 
 def _paths(cfg: DictConfig) -> Iterator[str]:
@@ -249,14 +277,28 @@ def _sources(cfg: DictConfig) -> Iterator[str]:
                "(data.importer=null reads the file)")
 
 
+def _targets(cfg: DictConfig) -> Iterator[str]:
+    """The method's and data module's ``_target_`` import (a method of the user's own
+    must be on ``PYTHONPATH``), said now rather than after the student is loaded."""
+    for key in ("method", "data"):
+        target = _get(cfg, f"{key}._target_")
+        if not isinstance(target, str):
+            continue
+        try:
+            get_class(target)
+        except (ImportError, ValueError) as err:
+            yield (f"{_show(key + '._target_', target)}: cannot be imported ({err}); a module "
+                   "of your own must be importable, e.g. on PYTHONPATH")
+
+
 def _class_at(cfg: DictConfig, key: str) -> type | None:
-    """The class a config node's ``_target_`` names, or None (no such node, or not a
-    class: some targets are factory functions)."""
+    """The class a config node's ``_target_`` names, or None (no such node, not
+    importable (:func:`_targets` says so), or not a class: some targets are factories)."""
     target = _get(cfg, f"{key}._target_")
     if not isinstance(target, str):
         return None
     try:
         found = get_class(target)
     except (ImportError, ValueError):
-        return None  # instantiating it will say what is wrong with the name
+        return None
     return found if isinstance(found, type) else None

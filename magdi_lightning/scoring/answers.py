@@ -11,7 +11,7 @@ Answers come back in a canonical form (``"1000"`` for ``"$1,000.00"``, ``"0.75"`
 ``"3/4"``, ``"C"`` for ``"(c)"`` or ``"answer3"``, ``"yes"`` for ``"True"``), so two
 canonical answers of a closed family match when they are equal strings. LaTeX answers
 (``math``) have too many equal spellings for that: they match when
-:func:`~magdi_lightning.evaluation.math_equivalence.math_equivalent` (``math-verify``)
+:func:`~magdi_lightning.scoring.math_equivalence.math_equivalent` (``math-verify``)
 finds them equal. No function here raises on any string; an unknown task family is a
 programming error and raises ``ValueError``.
 
@@ -25,8 +25,8 @@ import re
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 
-from magdi_lightning.evaluation.math_equivalence import math_equivalent
 from magdi_lightning.graph import TASK_FAMILIES
+from magdi_lightning.scoring.math_equivalence import math_equivalent
 
 __all__ = ["CHOICE_LETTERS", "answers_match", "extract_answer", "infer_task", "normalize_number"]
 

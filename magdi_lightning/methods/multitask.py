@@ -18,8 +18,8 @@ from typing import Any
 import torch
 
 from magdi_lightning.data.task_datamodule import TaskBatch, TaskDataModule
+from magdi_lightning.methods.base import MethodModule
 from magdi_lightning.models.student import Student
-from magdi_lightning.student_module import StudentModule
 
 __all__ = ["TASK_LOSSES", "TaskDistillationModule"]
 
@@ -27,24 +27,21 @@ __all__ = ["TASK_LOSSES", "TaskDistillationModule"]
 TASK_LOSSES = ("pair_mean", "token_mean")
 
 
-class TaskDistillationModule(StudentModule):
+class TaskDistillationModule(MethodModule):
     """Weighted sum of per-task losses.
 
     ``task_weights`` maps task names (``answer``, ``rationale/<teacher>``, ``solve``) to
     weights; a task not named gets ``default_weight``. ``task_loss`` is ``pair_mean`` or
-    ``token_mean`` (see the module docstring). ``optimizer``, ``scheduler`` and
-    ``student_config`` are as in :class:`~magdi_lightning.student_module.StudentModule`.
+    ``token_mean`` (see the module docstring). ``settings`` (optimizer, scheduler,
+    student_config) are :class:`~magdi_lightning.methods.base.MethodModule`'s.
     """
 
     datamodule_class = TaskDataModule
 
     def __init__(self, student: Student, task_weights: dict[str, float] | None = None,
-                 default_weight: float = 1.0, optimizer: dict[str, Any] | None = None,
-                 scheduler: dict[str, Any] | None = None,
-                 student_config: dict[str, Any] | None = None,
-                 task_loss: str = "pair_mean") -> None:
-        super().__init__(student, optimizer, scheduler)
-        self.save_hyperparameters(ignore=["student"])
+                 default_weight: float = 1.0, task_loss: str = "pair_mean",
+                 **settings: Any) -> None:
+        super().__init__(student, **settings)
         self.task_weights = dict(task_weights or {})
         self.default_weight = default_weight
         if any(w < 0 for w in [*self.task_weights.values(), default_weight]):
@@ -72,14 +69,3 @@ class TaskDistillationModule(StudentModule):
                 loss = loss + self.weight(name) * out[name]
         out["loss"] = loss
         return out
-
-    def training_step(self, batch: TaskBatch, batch_idx: int) -> torch.Tensor:
-        losses = self.compute_losses(batch)
-        self.log_losses("train", losses, batch.size)
-        return losses["loss"]
-
-    def validation_step(self, batch: TaskBatch, batch_idx: int) -> None:
-        self.log_losses("val", self.compute_losses(batch), batch.size)
-
-    def test_step(self, batch: TaskBatch, batch_idx: int) -> None:
-        self.log_losses("test", self.compute_losses(batch), batch.size)

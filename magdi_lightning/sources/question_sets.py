@@ -3,8 +3,8 @@
 A distilled student is judged on many public test sets, each stored its own way: GSM8K
 hides the gold number after ``####``, AQuA and the LLM-Adapters files bury the options in
 the prompt text, ECQA names the right option by its text, StrategyQA uses a JSON boolean.
-Each loader here turns one of those formats into :class:`BenchmarkExample` records whose
-``gold`` is already canonical for :mod:`magdi_lightning.evaluation.answers`, so scoring
+Each loader here turns one of those formats into :class:`Question` records whose
+``gold`` is already canonical for :mod:`magdi_lightning.scoring.answers`, so scoring
 a student is always ``answers_match(extract_answer(output, task), gold, task)``:
 numbers as ``normalize_number`` writes them ("51", not "51.0"), option letters upper
 case, yes/no questions as "yes"/"no". Multiple-choice questions carry their options both
@@ -14,7 +14,7 @@ student can answer with a letter whatever the source's own option style was.
 :func:`load_benchmark` finds the shared benchmarks' files under the shared data folder
 (``$MAGDI_SHARED_DATA``, default ``../shared/data``); ``name="hf"`` loads any dataset
 ``datasets.load_dataset`` can read, from the hub or from local files. A malformed record
-raises :class:`~magdi_lightning.graph.GraphValidationError` naming the file, the record
+raises :class:`~magdi_lightning.graph.RecordError` naming the file, the record
 (and line, for JSONL and CSV) and the field, as the graph importers do.
 """
 
@@ -24,21 +24,21 @@ import csv
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from magdi_lightning.evaluation.answers import CHOICE_LETTERS, extract_answer, normalize_number
-from magdi_lightning.graph import TASK_FAMILIES, GraphValidationError
-from magdi_lightning.sources._common import Where, load_json, load_records, preview
+from magdi_lightning.errors import RecordError, preview
+from magdi_lightning.graph import TASK_FAMILIES
+from magdi_lightning.questions import Question
+from magdi_lightning.scoring.answers import CHOICE_LETTERS, extract_answer, normalize_number
+from magdi_lightning.sources._common import Where, load_json, load_records
 from magdi_lightning.sources.tinyllm import tinyllm_question
 
 __all__ = [
     "BENCHMARKS",
     "SHARED_DATA_ENV",
     "SHARED_FILES",
-    "BenchmarkExample",
     "default_data_dir",
     "load_benchmark",
     "load_hf_benchmark",
@@ -74,62 +74,12 @@ _ECQA_OPTIONS = tuple(f"q_op{number}" for number in range(1, 6))
 _PUBMEDQA_CHOICES = ("yes", "no", "maybe")  # TinyLLM's pubmedqa files, in this order
 
 
-# ------------------------------------------------------------------------ example
-@dataclass(frozen=True)
-class BenchmarkExample:
-    """One evaluation question with its canonical gold answer.
-
-    Construction checks what scoring relies on, so a loader cannot hand out a question
-    that no student answer could ever match: ``task`` is a known family, ``gold`` is
-    extractable (and already canonical for numeric, multiple-choice and yes/no tasks),
-    and a multiple-choice gold letter names one of ``choices``. ``choices`` is ``None``
-    for every other family, and may be ``None`` for multiple choice when the options exist
-    only inside the question text. Errors are :class:`GraphValidationError` with the
-    offending field, for loaders to locate.
-    """
-
-    id: str
-    question: str
-    gold: str
-    task: str
-    choices: tuple[str, ...] | None = None
-    metadata: dict[str, Any] = field(default_factory=dict, hash=False)
-
-    def __post_init__(self) -> None:
-        _require(bool(self.id.strip()), "id", "must not be empty")
-        _require(bool(self.question.strip()), "question", "must not be empty")
-        _require(self.task in TASK_FAMILIES, "task",
-                 f"must be one of {list(TASK_FAMILIES)}, got {self.task!r}")
-        canonical = extract_answer(self.gold, self.task)
-        _require(canonical is not None, "gold",
-                 f"{preview(self.gold)} states no {self.task} answer")
-        _require(self.task not in _CLOSED_TASKS or canonical == self.gold, "gold",
-                 f"{preview(self.gold)} is not canonical for {self.task} (expected "
-                 f"{canonical!r})")
-        if self.task != "multiple_choice":
-            _require(self.choices is None, "choices", f"a {self.task} question has no choices")
-        elif self.choices is not None:
-            self._check_choices(self.choices)
-
-    def _check_choices(self, choices: tuple[str, ...]) -> None:
-        _require(2 <= len(choices) <= len(CHOICE_LETTERS), "choices",
-                 f"needs 2 to {len(CHOICE_LETTERS)} options, got {len(choices)}")
-        _require(all(choice.strip() for choice in choices), "choices", "an option is empty")
-        _require(self.gold in CHOICE_LETTERS[:len(choices)], "gold",
-                 f"{self.gold!r} is not one of the {len(choices)} options")
-
-
-def _require(condition: bool, field_name: str, message: str) -> None:
-    if not condition:
-        raise GraphValidationError(message, field=field_name)
-
-
-def _example(where: Where, source_fields: Mapping[str, str], **fields: Any) -> BenchmarkExample:
+def _example(where: Where, source_fields: Mapping[str, str], **fields: Any) -> Question:
     """Build an example; an invariant failure is re-raised at ``where``, naming the field
     of the source record (``source_fields`` maps example fields to it) rather than ours."""
     try:
-        return BenchmarkExample(**fields)
-    except GraphValidationError as err:
+        return Question(**fields)
+    except RecordError as err:
         raise where.error(err.reason, source_fields.get(err.field or "", err.field)) from None
 
 
@@ -221,7 +171,7 @@ def _choice_question(stem: str, block: str, markers: Sequence[str], where: Where
 
 
 # ------------------------------------------------------------------------ shared readers
-def _read_gsm8k(path: Path, dataset: str) -> list[BenchmarkExample]:
+def _read_gsm8k(path: Path, dataset: str) -> list[Question]:
     """GSM8K ``{question, answer}``: the gold number follows the last ``####``."""
     examples = []
     for index, (where, record) in enumerate(load_records(path)):
@@ -237,7 +187,7 @@ def _read_gsm8k(path: Path, dataset: str) -> list[BenchmarkExample]:
     return examples
 
 
-def _read_word_problems(path: Path, dataset: str) -> list[BenchmarkExample]:
+def _read_word_problems(path: Path, dataset: str) -> list[Question]:
     """PAL's ``{input, target}`` files (SVAMP, ASDiv, MultiArith): a numeric target."""
     return [_example(where, {"gold": "target"}, id=f"{dataset}-{index}",
                      question=_text(record, "input", where),
@@ -245,7 +195,7 @@ def _read_word_problems(path: Path, dataset: str) -> list[BenchmarkExample]:
             for index, (where, record) in enumerate(load_records(path))]
 
 
-def _read_aqua(path: Path, dataset: str) -> list[BenchmarkExample]:
+def _read_aqua(path: Path, dataset: str) -> list[Question]:
     """PAL's AQuA ``{input, target}``: "...?Answer Choices:(a) x(b) y..." and "(b)"."""
     markers = [f"({letter.lower()})" for letter in CHOICE_LETTERS]
     examples = []
@@ -259,7 +209,7 @@ def _read_aqua(path: Path, dataset: str) -> list[BenchmarkExample]:
     return examples
 
 
-def _read_math500(path: Path, dataset: str) -> list[BenchmarkExample]:
+def _read_math500(path: Path, dataset: str) -> list[Question]:
     """MATH500 ``{problem, solution, answer, subject, level, unique_id}``: LaTeX answers,
     kept as written (``math-verify`` decides equality when scoring)."""
     examples = []
@@ -284,7 +234,7 @@ def _mc_eval_body(record: Any, where: Where) -> str:
     return match["body"]
 
 
-def _read_mc_eval(path: Path, dataset: str) -> list[BenchmarkExample]:
+def _read_mc_eval(path: Path, dataset: str) -> list[Question]:
     """LLM-Adapters' ARC and OpenBookQA: options "Answer1: x Answer2: y" in the
     instruction, gold "answer3" (the third option)."""
     markers = [f"Answer{number}:" for number in range(1, len(CHOICE_LETTERS) + 1)]
@@ -299,7 +249,7 @@ def _read_mc_eval(path: Path, dataset: str) -> list[BenchmarkExample]:
     return examples
 
 
-def _read_boolq(path: Path, dataset: str) -> list[BenchmarkExample]:
+def _read_boolq(path: Path, dataset: str) -> list[Question]:
     """LLM-Adapters' BoolQ: the question alone (no passage), gold "true"/"false"."""
     return [_example(where, {"gold": "answer", "question": "instruction"},
                      id=f"{dataset}-{index}", question=_mc_eval_body(record, where),
@@ -307,7 +257,7 @@ def _read_boolq(path: Path, dataset: str) -> list[BenchmarkExample]:
             for index, (where, record) in enumerate(load_records(path))]
 
 
-def _read_strategyqa(path: Path, dataset: str) -> list[BenchmarkExample]:
+def _read_strategyqa(path: Path, dataset: str) -> list[Question]:
     """StrategyQA ``{qid, question, answer: bool, facts, decomposition, ...}``."""
     examples = []
     for where, record in load_records(path):
@@ -319,7 +269,7 @@ def _read_strategyqa(path: Path, dataset: str) -> list[BenchmarkExample]:
     return examples
 
 
-def _read_ecqa(path: Path, dataset: str) -> list[BenchmarkExample]:
+def _read_ecqa(path: Path, dataset: str) -> list[Question]:
     """ECQA's CSV: options ``q_op1..q_op5``, gold ``q_ans`` given as an option's text.
 
     A repeated option (ten test questions list "studio" twice) is kept once: with both
@@ -350,18 +300,18 @@ def _csv_rows(path: Path, columns: Sequence[str]) -> Iterator[tuple[Where, dict[
             header = reader.fieldnames or []
             missing = [column for column in columns if column not in header]
             if missing:
-                raise GraphValidationError(f"header lacks column(s) {missing}", file=file,
+                raise RecordError(f"header lacks column(s) {missing}", file=file,
                                            line=1, field=missing[0])
             end = reader.line_num
             for index, row in enumerate(reader):
                 yield Where(file, f"row {index}", end + 1), row
                 end = reader.line_num
         except (csv.Error, UnicodeDecodeError) as err:
-            raise GraphValidationError(f"unreadable CSV: {err}", file=file,
+            raise RecordError(f"unreadable CSV: {err}", file=file,
                                        line=reader.line_num) from None
 
 
-def _read_du_mmlu(path: Path, dataset: str) -> list[BenchmarkExample]:
+def _read_du_mmlu(path: Path, dataset: str) -> list[Question]:
     """The questions of a Du et al. MMLU debate log ``{prompt: [contexts, gold letter]}``;
     the options "A) x, B) y" follow the question in the prompt."""
     log = load_json(path)
@@ -392,7 +342,7 @@ def load_hf_benchmark(path: str, split: str, question_field: str, answer_field: 
                       task: str, name: str | None = None, data_files: Any = None,
                       answer_regex: str | None = None,
                       choices_field: str | list[str] | None = None,
-                      layout: str = "inline", **dataset_options: Any) -> list[BenchmarkExample]:
+                      layout: str = "inline", **dataset_options: Any) -> list[Question]:
     """Any dataset ``datasets.load_dataset(path, name, data_files=..., split=...)`` reads.
 
     ``path`` is a hub id ("openai/gsm8k") or a builder with local files ("json", "csv"
@@ -420,7 +370,7 @@ def load_hf_benchmark(path: str, split: str, question_field: str, answer_field: 
     fields = [question_field, answer_field, *option_fields]
     missing = [key for key in fields if key not in dataset.column_names]
     if missing:
-        raise GraphValidationError(f"no such column(s) {missing}; columns: "
+        raise RecordError(f"no such column(s) {missing}; columns: "
                                    f"{dataset.column_names}", file=file, field=missing[0])
     pattern = re.compile(answer_regex) if answer_regex else None
     prefix = f"{path}/{name}:{split}" if name else f"{path}:{split}"
@@ -434,7 +384,7 @@ def load_hf_benchmark(path: str, split: str, question_field: str, answer_field: 
 def _hf_example(row: dict[str, Any], where: Where, example_id: str, *, question_field: str,
                 answer_field: str, task: str, pattern: re.Pattern[str] | None,
                 choices_field: str | list[str] | None,
-                layout: Callable[[str, Sequence[str]], str]) -> BenchmarkExample:
+                layout: Callable[[str, Sequence[str]], str]) -> Question:
     question = _text(row, question_field, where)
     choices, labels = _hf_choices(row, choices_field, where) if choices_field else (None, [])
     gold = _hf_gold(_value(row, answer_field, where), task, choices, labels, pattern)
@@ -485,7 +435,7 @@ def _hf_gold(raw: Any, task: str, choices: tuple[str, ...] | None, labels: list[
 
 
 # ------------------------------------------------------------------------ TinyLLM
-def load_tinyllm_questions(path: str, **dataset_options: Any) -> list[BenchmarkExample]:
+def load_tinyllm_questions(path: str, **dataset_options: Any) -> list[Question]:
     """The questions of a TinyLLM split file (``arc_test.json``, ``piqa_test.json``,
     ``pubmedqa_test.json``, ``bioasq_test.json``, ...: a JSON list or JSONL of ``{id,
     question, choices, answer}``, the answer being an option's text), read with
@@ -504,7 +454,7 @@ def load_tinyllm_questions(path: str, **dataset_options: Any) -> list[BenchmarkE
             for index, row in enumerate(dataset)]
 
 
-def _tinyllm_example(row: dict[str, Any], where: Where, stem: str) -> BenchmarkExample:
+def _tinyllm_example(row: dict[str, Any], where: Where, stem: str) -> Question:
     record_id = _value(row, "id", where)
     choices = _value(row, "choices", where)
     if not (isinstance(choices, list) and all(isinstance(c, str) and c.strip()
@@ -522,7 +472,7 @@ def _tinyllm_example(row: dict[str, Any], where: Where, stem: str) -> BenchmarkE
 
 
 def load_piqa(path: str = "ybisk/piqa", split: str = "validation",
-              **options: Any) -> list[BenchmarkExample]:
+              **options: Any) -> list[Question]:
     """PIQA (two solutions per goal) in TinyLLM's prompt layout: a TinyLLM split file
     (``piqa_test.json``) when ``path`` is a file, else a ``datasets`` dataset with PIQA's
     columns (``goal``, ``sol1``, ``sol2``, ``label``; the hub's test split hides its
@@ -536,7 +486,7 @@ def load_piqa(path: str = "ybisk/piqa", split: str = "validation",
 
 
 def load_pubmedqa(path: str = "qiaojin/PubMedQA", name: str | None = "pqa_labeled",
-                  split: str = "train", **options: Any) -> list[BenchmarkExample]:
+                  split: str = "train", **options: Any) -> list[Question]:
     """PubMedQA's expert-labelled questions (yes / no / maybe) as TinyLLM prompts them:
     a TinyLLM split file (``pubmedqa_test.json``) when ``path`` is a file, else a
     ``datasets`` dataset with PubMedQA's columns (``pubid``, ``question``, ``context:
@@ -564,9 +514,9 @@ def load_pubmedqa(path: str = "qiaojin/PubMedQA", name: str | None = "pqa_labele
 
 
 # ------------------------------------------------------------------------ registry
-Loader = Callable[..., list[BenchmarkExample]]
+Loader = Callable[..., list[Question]]
 
-_SHARED: dict[str, tuple[str, Callable[[Path, str], list[BenchmarkExample]]]] = {
+_SHARED: dict[str, tuple[str, Callable[[Path, str], list[Question]]]] = {
     "gsm8k": ("gsm8k/test.jsonl", _read_gsm8k),
     "svamp": ("math_eval/svamp.jsonl", _read_word_problems),
     "asdiv": ("math_eval/asdiv.jsonl", _read_word_problems),
@@ -587,7 +537,7 @@ SHARED_FILES: dict[str, str] = {name: file for name, (file, _) in _SHARED.items(
 
 
 def load_toy_questions(num_questions: int = 200, seed: int = 1,
-                       **options: Any) -> list[BenchmarkExample]:
+                       **options: Any) -> list[Question]:
     """The questions of the toy world (SYNTHETIC, :mod:`magdi_lightning.sources.toy`).
 
     A question set that needs no data at all, for teacher runs and tests on any machine.
@@ -600,7 +550,7 @@ def load_toy_questions(num_questions: int = 200, seed: int = 1,
     from magdi_lightning.sources.toy import ToyWorldConfig, generate_toy_graphs
 
     config = ToyWorldConfig(num_questions=num_questions, seed=seed, **options)
-    return [BenchmarkExample(id=graph.id, question=graph.question, gold=graph.gold_answer,
+    return [Question(id=graph.id, question=graph.question, gold=graph.gold_answer,
                              task="numeric", metadata={"synthetic": True})
             for graph in generate_toy_graphs(config)]
 
@@ -629,7 +579,7 @@ def default_data_dir() -> Path:
 
 
 def load_benchmark(name: str, /, data_dir: str | Path | None = None, limit: int | None = None,
-                   **options: Any) -> list[BenchmarkExample]:
+                   **options: Any) -> list[Question]:
     """The examples of benchmark ``name``, in file order, at most ``limit`` of them.
 
     A shared benchmark reads ``options["path"]`` if given, else its file under
@@ -637,7 +587,7 @@ def load_benchmark(name: str, /, data_dir: str | Path | None = None, limit: int 
     :func:`load_hf_benchmark` (``name`` is positional-only, so its dataset ``name=``
     passes through). Every record is checked even with a ``limit``, so a
     malformed file fails the same way at any size. Raises ``ValueError`` for an unknown
-    name, :class:`GraphValidationError` for a malformed record or repeated id.
+    name, :class:`RecordError` for a malformed record or repeated id.
     """
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
@@ -658,11 +608,11 @@ def _shared_file(name: str, data_dir: str | Path | None) -> Path:
     return path
 
 
-def _check_unique_ids(examples: list[BenchmarkExample], file: str) -> None:
+def _check_unique_ids(examples: list[Question], file: str) -> None:
     """Reject repeated ids: results are keyed by id, so a repeat would overwrite one."""
     seen: set[str] = set()
     for example in examples:
         if example.id in seen:
-            raise GraphValidationError(f"duplicate example id {example.id!r}", file=file,
+            raise RecordError(f"duplicate example id {example.id!r}", file=file,
                                        field="id")
         seen.add(example.id)

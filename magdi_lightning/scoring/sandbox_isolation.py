@@ -1,6 +1,6 @@
 """The kernel side of the program sandbox: the bubblewrap container and the seccomp filter.
 
-:mod:`magdi_lightning.sandbox` runs model-written programs in forked children of long-lived
+:mod:`magdi_lightning.scoring.sandbox` runs model-written programs in forked children of long-lived
 worker interpreters. This module builds what the kernel enforces around them, so that no
 guarantee depends on Python-level checks a program can switch off:
 

@@ -39,12 +39,12 @@ from magdi_lightning.losses import (
     position_weighted_mean_pool,
     sequence_weighted_mean_pool,
 )
+from magdi_lightning.methods.base import MethodModule
 from magdi_lightning.models.graph_encoder import GraphEncoder
 from magdi_lightning.models.packed_attention import PackedLayout
 from magdi_lightning.models.student import Student
-from magdi_lightning.student_module import StudentModule
 
-__all__ = ["DistillationModule"]
+__all__ = ["DistillationModule", "graph_hidden_states", "node_token_loss_per_graph"]
 
 #: The modes, and the ``data.batch_unit`` each trains on.
 MODE_BATCH_UNITS = {"end_to_end": "graphs", "reference": "pair_rows"}
@@ -58,19 +58,20 @@ REFERENCE_FEATURE_BATCH = 50
 log = logging.getLogger(__name__)
 
 
-class DistillationModule(StudentModule):
+class DistillationModule(MethodModule):
     """Trains a student on graph batches with weighted NT, MR and NC losses.
 
     ``graph_encoder`` builds the encoder from the student's hidden size; it is only
     built when the NC weight is non-zero, and the MR scorer only when the MR weight is,
-    so ``method=sft`` (NT alone) carries no unused parameters. ``optimizer``,
-    ``scheduler`` and ``student_config`` are as in :class:`StudentModule`.
+    so ``method=sft`` (NT alone) carries no unused parameters. ``settings`` (optimizer,
+    scheduler, student_config) are :class:`~magdi_lightning.methods.base.MethodModule`'s.
     """
 
     datamodule_class = GraphDataModule
+    not_hyperparameters = ("student", "graph_encoder")
     #: The losses ``loss_weights`` weighs (a config naming another is refused).
     LOSSES = ("nt", "nc", "mr")
-    #: What :mod:`magdi_lightning.config_checks` pairs ``method.mode`` with.
+    #: What :mod:`magdi_lightning.runtime.config_checks` pairs ``method.mode`` with.
     MODE_BATCH_UNITS = MODE_BATCH_UNITS
 
     def __init__(
@@ -80,14 +81,11 @@ class DistillationModule(StudentModule):
         loss_weights: dict[str, float] | None = None,
         margin: float = 1.0,
         mode: str = "end_to_end",
-        optimizer: dict[str, Any] | None = None,
-        scheduler: dict[str, Any] | None = None,
-        student_config: dict[str, Any] | None = None,
+        **settings: Any,
     ) -> None:
-        super().__init__(student, optimizer, scheduler)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        self.save_hyperparameters(ignore=["student", "graph_encoder"])
+        super().__init__(student, **settings)
         self.weights = {"nt": 1.0, "nc": 1.0, "mr": 0.1, **(loss_weights or {})}
         self.margin = margin
         self.mode = mode
@@ -115,8 +113,8 @@ class DistillationModule(StudentModule):
                          ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Each loss per graph (``[num_graphs]``, NaN where undefined) from one student
         pass, and the batch's NC and MR accuracies."""
-        hidden = self._hidden_states(batch)
-        per_graph = {"nt": self._next_token_per_graph(batch, hidden)}
+        hidden = graph_hidden_states(self.student, batch)
+        per_graph = {"nt": node_token_loss_per_graph(self.student, batch, hidden, CORRECT)}
         accuracies: dict[str, torch.Tensor] = {}
         if self.graph_encoder is not None or self.scorer is not None:
             pooled = _pooled(hidden, batch)[batch.node_to_seq]
@@ -125,30 +123,6 @@ class DistillationModule(StudentModule):
             if self.scorer is not None:
                 per_graph["mr"], accuracies["mr_acc"] = self._margin_ranking(batch, pooled)
         return per_graph, accuracies
-
-    def _hidden_states(self, batch: GraphBatch) -> torch.Tensor:
-        layout = (PackedLayout.build(batch.prompt_tokens, batch.response_tokens,
-                                     batch.seq_prompt) if batch.packed else None)
-        return self.student.hidden_states(
-            batch.input_ids, None if batch.packed else batch.attention_mask,
-            batch.position_ids, layout)
-
-    def _next_token_per_graph(self, batch: GraphBatch, hidden: torch.Tensor) -> torch.Tensor:
-        """Mean next-token loss over each graph's correct nodes' labelled tokens; the LM
-        head runs at those tokens only."""
-        correct_nodes = (batch.node_labels == CORRECT).nonzero().squeeze(1)
-        node_seqs = batch.node_to_seq[correct_nodes]
-        needed = torch.zeros(batch.num_seqs, dtype=torch.bool, device=hidden.device)
-        needed[node_seqs] = True
-        keep = needed[batch.target_seq]
-        seqs = batch.target_seq[keep]
-        token_loss = self.student.token_losses(hidden.flatten(0, 1)[batch.target_index[keep]],
-                                               batch.target_ids[keep])
-        seq_sum = token_loss.new_zeros(batch.num_seqs).index_add(0, seqs, token_loss)
-        seq_count = token_loss.new_zeros(batch.num_seqs).index_add(
-            0, seqs, torch.ones_like(token_loss))
-        return per_graph_mean(seq_sum[node_seqs], seq_count[node_seqs],
-                              batch.node_graph[correct_nodes], batch.num_graphs)
 
     def _node_classification(self, batch: GraphBatch, features: torch.Tensor
                              ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -258,17 +232,37 @@ class DistillationModule(StudentModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.frozen_features = checkpoint.get("frozen_node_features")
 
-    # ------------------------------------------------------------ lightning
-    def training_step(self, batch: GraphBatch, batch_idx: int) -> torch.Tensor:
-        losses = self.compute_losses(batch)
-        self.log_losses("train", losses, batch.num_graphs)
-        return losses["loss"]
+def graph_hidden_states(student: Student, batch: GraphBatch) -> torch.Tensor:
+    """The student's final hidden states over a graph batch, packed or not: one pass over
+    its distinct sequences, from which every graph loss is derived."""
+    layout = (PackedLayout.build(batch.prompt_tokens, batch.response_tokens, batch.seq_prompt)
+              if batch.packed else None)
+    return student.hidden_states(batch.input_ids, None if batch.packed else batch.attention_mask,
+                                 batch.position_ids, layout)
 
-    def validation_step(self, batch: GraphBatch, batch_idx: int) -> None:
-        self.log_losses("val", self.compute_losses(batch), batch.num_graphs)
 
-    def test_step(self, batch: GraphBatch, batch_idx: int) -> None:
-        self.log_losses("test", self.compute_losses(batch), batch.num_graphs)
+def node_token_loss_per_graph(
+    student: Student, batch: GraphBatch, hidden: torch.Tensor, label: int,
+    token_loss: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Per graph (``[num_graphs]``, NaN for a graph without such nodes), the mean over the
+    labelled tokens of its nodes labelled ``label`` of ``token_loss(cross-entropy)``
+    (the cross-entropy itself by default: MAGDi's NT on ``CORRECT`` nodes). The LM head
+    runs at those tokens only; a sequence shared by several nodes counts once per node."""
+    nodes = (batch.node_labels == label).nonzero().squeeze(1)
+    node_seqs = batch.node_to_seq[nodes]
+    needed = torch.zeros(batch.num_seqs, dtype=torch.bool, device=hidden.device)
+    needed[node_seqs] = True
+    keep = needed[batch.target_seq]
+    seqs = batch.target_seq[keep]
+    losses = student.token_losses(hidden.flatten(0, 1)[batch.target_index[keep]],
+                                  batch.target_ids[keep])
+    if token_loss is not None:
+        losses = token_loss(losses)
+    seq_sum = losses.new_zeros(batch.num_seqs).index_add(0, seqs, losses)
+    seq_count = losses.new_zeros(batch.num_seqs).index_add(0, seqs, torch.ones_like(losses))
+    return per_graph_mean(seq_sum[node_seqs], seq_count[node_seqs], batch.node_graph[nodes],
+                          batch.num_graphs)
 
 
 def _pooled(hidden: torch.Tensor, batch: GraphBatch) -> torch.Tensor:

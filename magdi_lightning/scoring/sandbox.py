@@ -20,7 +20,7 @@ is enforced by the kernel, set up by code that runs before the program and that 
 cannot undo; ``tests/test_sandbox_kernel.py`` checks each with the Python-level guards off,
 as root and as an unprivileged user.
 
-Each worker runs in a bubblewrap container (:mod:`magdi_lightning.sandbox_isolation`):
+Each worker runs in a bubblewrap container (:mod:`magdi_lightning.scoring.sandbox_isolation`):
 
 * **Filesystem** -- its own mount namespace whose root holds only read-only binds of the
   interpreter, its standard library and site-packages, the system libraries and the
@@ -33,13 +33,13 @@ Each worker runs in a bubblewrap container (:mod:`magdi_lightning.sandbox_isolat
   itself; never the caller or other programs, which live in other workers' containers),
   its own network namespace (no interfaces), IPC and UTS namespaces.
 * **Identity** -- as root, the worker keeps only
-  :data:`~magdi_lightning.sandbox_isolation.ROOT_WORKER_CAPABILITIES` and runs
+  :data:`~magdi_lightning.scoring.sandbox_isolation.ROOT_WORKER_CAPABILITIES` and runs
   each program as ``nobody`` (uid 65534) with no capabilities and an empty bounding set;
   as an unprivileged user, bubblewrap's user namespace gives the worker and its programs
   the caller's uid with no capabilities. Always ``PR_SET_NO_NEW_PRIVS`` and non-dumpable
   (no ``/proc/<pid>/mem`` or ``fd`` access to the worker or the program).
 * **System calls** -- a seccomp filter
-  (:data:`magdi_lightning.sandbox_isolation.DENIED_SYSCALLS`) loaded in each program's
+  (:data:`magdi_lightning.scoring.sandbox_isolation.DENIED_SYSCALLS`) loaded in each program's
   process just before its code runs: no ``fork``/``clone``/``exec``, no signals
   (``kill``, ``tgkill``, pidfds), no ``ptrace`` or ``process_vm_*``, no sockets, no
   ``unshare``/``setns``/``mount``, no System V or POSIX IPC, no BPF, perf, io_uring,
@@ -243,7 +243,7 @@ class _Worker:
 
     def __init__(self, tmp_root: str, kernel: bool) -> None:
         # Imported here: this file also runs as the worker script, without the package.
-        from magdi_lightning.sandbox_isolation import seccomp_filter, worker_command
+        from magdi_lightning.scoring.sandbox_isolation import seccomp_filter, worker_command
 
         script = str(Path(__file__).resolve())
         seccomp = seccomp_filter()
@@ -292,7 +292,7 @@ class _Worker:
                 raise RuntimeError("sandbox worker did not start in time")
             messages = self.read_available()
             if messages is None:
-                from magdi_lightning.sandbox_isolation import SandboxUnavailableError
+                from magdi_lightning.scoring.sandbox_isolation import SandboxUnavailableError
 
                 raise SandboxUnavailableError(self._start_failure())
             if messages:
@@ -301,7 +301,7 @@ class _Worker:
 
     def _start_failure(self) -> str:
         """Why the worker exited before its hello (bubblewrap's own message, mostly)."""
-        from magdi_lightning.sandbox_isolation import SANDBOX_MODE_ENV
+        from magdi_lightning.scoring.sandbox_isolation import SANDBOX_MODE_ENV
 
         self.proc.wait()
         self._stderr.seek(0)
@@ -355,11 +355,12 @@ class SandboxPool:
     :func:`run_programs` share one lazily started pool, so most code needs no pool at all.
     Workers run ``sys.executable -I`` with an empty environment: they see the interpreter's
     installed packages, not ``PYTHONPATH``. With kernel isolation (the default; see
-    :mod:`magdi_lightning.sandbox_isolation`) each worker lives in its own bubblewrap container
-    whose private tmpfs holds the programs' directories; with ``MAGDI_SANDBOX=weak`` they are
-    created in ``tmp_dir`` (default: the system temporary directory). ``python_guards=False``
-    leaves out the audit hook and the import allowlist, so that tests can check that what the
-    kernel enforces holds for a program that has switched them off.
+    :mod:`~magdi_lightning.scoring.sandbox_isolation`) each worker lives in its own
+    bubblewrap container whose private tmpfs holds the programs' directories; with
+    ``MAGDI_SANDBOX=weak`` they are created in ``tmp_dir`` (default: the system temporary
+    directory). ``python_guards=False`` leaves out the audit hook and the import allowlist,
+    so that tests can check that what the kernel enforces holds for a program that has
+    switched them off.
     """
 
     def __init__(
@@ -374,7 +375,7 @@ class SandboxPool:
         if self.size < 1:
             raise ValueError(f"workers must be positive, got {workers!r}")
         self.tmp_dir = os.path.realpath(tmp_dir or tempfile.gettempdir())
-        from magdi_lightning.sandbox_isolation import kernel_isolation_wanted
+        from magdi_lightning.scoring.sandbox_isolation import kernel_isolation_wanted
 
         self.kernel = kernel_isolation_wanted()
         self.python_guards = python_guards
@@ -923,7 +924,8 @@ def _drop_privileges(state: _WorkerState) -> None:
 
 
 def _load_seccomp(state: _WorkerState) -> None:
-    """Install the worker's seccomp filter (:mod:`magdi_lightning.sandbox_isolation`) for good."""
+    """Install the worker's seccomp filter (:mod:`~magdi_lightning.scoring.sandbox_isolation`)
+    for good."""
     if state.libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(state.seccomp),
                         0, 0) != 0:
         raise OSError(ctypes.get_errno(), "loading the seccomp filter failed")
