@@ -1,5 +1,6 @@
-"""``benchmarks.validity``: each part's JSON becomes the tables and plot of docs/benchmarks.md, and a
-child process's own wall time and peak memory are what it reports."""
+"""``benchmarks.validity``: each part's JSON becomes the tables and plot of
+docs/benchmarks.md, and a child process's own wall time and peak memory are what it
+reports."""
 
 from __future__ import annotations
 
