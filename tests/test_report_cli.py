@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from magdi_lightning.cli.report import main
+from magdi_lightning.cli.siked import run_metrics
 from magdi_lightning.runtime import aggregate
 from magdi_lightning.runtime.aggregate import (
     ReportError,
@@ -265,10 +266,9 @@ def test_siked_run_is_one_run_of_its_last_iteration(tmp_path: Path) -> None:
     for row in rows:  # per-iteration metrics must not count as runs of their own
         (run / f"iteration_{row['iteration']}").mkdir()
         (run / f"iteration_{row['iteration']}" / "metrics.json").write_text(json.dumps(row))
-    pending = load_run(run)  # no iterations.json yet
+    pending = load_run(run)  # no metrics.json yet
     assert isinstance(pending, aggregate.Skipped) and pending.unfinished
-    (run / "iterations.json").write_text(json.dumps({"untrained_accuracy": 0.0,
-                                                     "iterations": rows}))
+    (run / "metrics.json").write_text(json.dumps(run_metrics(rows, 0.0)))
     runs, skipped = collect_runs([str(tmp_path)])
     assert not skipped
     (siked,) = runs

@@ -5,6 +5,7 @@ so one config means one data module and one student whichever command reads it."
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from magdi_lightning.models.blocks import compile_blocks
 from magdi_lightning.models.student import Student
 from magdi_lightning.runtime.tracking import sweep_group, wandb_mode
 
-__all__ = ["build_datamodule", "build_loggers", "compile_student", "student_recipe"]
+__all__ = ["build_datamodule", "build_loggers", "compile_student", "print_table",
+           "student_recipe"]
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +72,22 @@ def compile_student(student: Student, settings: DictConfig | None) -> None:
         count = compile_blocks(student.model, dynamic=settings.dynamic, mode=settings.mode)
         log.info("compiled %d transformer blocks (dynamic=%s, mode=%s)", count,
                  settings.dynamic, settings.mode)
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], *,
+                caption: str | None = None, footer: str | None = None,
+                show_header: bool = True, width: int | None = None) -> None:
+    """A command's end-of-run summary as a rich table on stdout, then ``footer`` (the run
+    directory, say) on a line of its own that is never wrapped, so it can be copied."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, caption=caption, show_header=show_header)
+    for column in columns:
+        table.add_column(column, no_wrap=width is not None)
+    for row in rows:
+        table.add_row(*row)
+    console = Console(width=width)
+    console.print(table)
+    if footer is not None:
+        console.print(footer, soft_wrap=True)

@@ -26,6 +26,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from magdi_lightning import CONFIG_DIR
+from magdi_lightning.cli.common import print_table
 from magdi_lightning.cli.errors import user_errors
 from magdi_lightning.errors import UserError
 from magdi_lightning.io import write_json_atomically
@@ -113,25 +114,17 @@ def _log_to_wandb(cfg: DictConfig, output_dir: Path, summary: dict[str, Any]) ->
 
 def _print_summary(summary: dict[str, Any]) -> None:
     """The (scrubbed) summary record as a table and a line on stdout."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="magdi-debate summary")
-    for column in ("teacher", "requests", "ok", "retries", "gave up", "failures by kind",
-                   "tokens in / out", "cost"):
-        table.add_column(column)
-    for name, usage in summary["teachers"].items():
-        failures = ", ".join(f"{k} {v}" for k, v in usage["failures"].items()) or "-"
-        table.add_row(name, str(usage["requests"]), str(usage["succeeded"]),
-                      str(usage["retries"]), str(usage["gave_up"]), failures,
-                      f"{usage['prompt_tokens']} / {usage['completion_tokens']}",
-                      f"{usage['cost']:.4f}")
-    console = Console()
-    console.print(table)
-    console.print(f"questions {summary['questions']}: {summary['already_done']} already "
-                  f"done, {summary['written']} written, {summary['skipped']} skipped, "
-                  f"{summary['failed']} failed (rerun to retry them); "
-                  f"{summary['seconds']:.1f} s; output {summary['output']}", soft_wrap=True)
+    rows = [(name, str(usage["requests"]), str(usage["succeeded"]), str(usage["retries"]),
+             str(usage["gave_up"]),
+             ", ".join(f"{k} {v}" for k, v in usage["failures"].items()) or "-",
+             f"{usage['prompt_tokens']} / {usage['completion_tokens']}", f"{usage['cost']:.4f}")
+            for name, usage in summary["teachers"].items()]
+    print_table("magdi-debate summary", ("teacher", "requests", "ok", "retries", "gave up",
+                                         "failures by kind", "tokens in / out", "cost"), rows,
+                footer=(f"questions {summary['questions']}: {summary['already_done']} already "
+                        f"done, {summary['written']} written, {summary['skipped']} skipped, "
+                        f"{summary['failed']} failed (rerun to retry them); "
+                        f"{summary['seconds']:.1f} s; output {summary['output']}"))
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="debate")

@@ -97,7 +97,7 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     formatter = PromptFormatter(student.tokenizer, cfg.template, cfg.use_chat_template,
                                 cfg.prefix)
 
-    metrics: dict[str, Any] = {"model": str(cfg.model), "benchmarks": {}}
+    metrics: dict[str, Any] = {"run_kind": "eval", "model": str(cfg.model), "benchmarks": {}}
     results: dict[str, Accuracy] = {}
     predictions: list[tuple[str, Prediction]] = []
     for key, benchmark in cfg.benchmark.items():

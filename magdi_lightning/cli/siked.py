@@ -12,7 +12,8 @@ strategy) by ``mixing`` (see :func:`magdi_lightning.methods.siked.mix`), form th
 mixture, trained from the current weights. The run stops after ``iterations`` or once
 held-out accuracy has not improved for ``patience`` iterations. A table of iteration,
 training examples, alpha (the teacher share of the examples), student-correct share and
-held-out accuracy per strategy is printed and kept in ``iterations.json``.
+held-out accuracy per strategy is printed and kept in ``iterations.json``; ``metrics.json``
+holds the last iteration's row, as every command's run directory does.
 
 Everything lives under the run directory: ``iteration_<k>/train.jsonl`` (its mixture)
 and ``mixture.json`` (alpha, student-correct share), ``iteration_<k>/checkpoints/``
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections import Counter
 from pathlib import Path
@@ -46,6 +48,7 @@ from magdi_lightning.cli.common import (
     build_datamodule,
     build_loggers,
     compile_student,
+    print_table,
     student_recipe,
 )
 from magdi_lightning.cli.errors import user_errors
@@ -218,8 +221,19 @@ def _iterate(cfg: DictConfig, run_dir: Path, wandb_id: str) -> list[dict[str, An
         _print_table(rows, state["untrained_accuracy"])
     write_json_atomically(run_dir / "iterations.json",
                           {"untrained_accuracy": state["untrained_accuracy"], "iterations": rows})
+    write_json_atomically(run_dir / "metrics.json",
+                          run_metrics(rows, state["untrained_accuracy"]))
     print(f"run directory: {run_dir}")
     return rows
+
+
+def run_metrics(rows: list[dict[str, Any]], untrained: float | None) -> dict[str, Any]:
+    """The run's ``metrics.json``, as every command writes one (``magdi-report`` reads
+    it): the last iteration's row, the untrained and the best held-out accuracy."""
+    accuracies = [row["accuracy"] for row in rows
+                  if isinstance(row.get("accuracy"), float) and math.isfinite(row["accuracy"])]
+    return {"run_kind": "siked", **rows[-1], "untrained_accuracy": untrained,
+            "best_accuracy": max(accuracies, default=None), "iterations": len(rows)}
 
 
 def _stalled(rows: list[dict[str, Any]], patience: int) -> bool:
@@ -231,23 +245,16 @@ def _stalled(rows: list[dict[str, Any]], patience: int) -> bool:
 
 
 def _print_table(rows: list[dict[str, Any]], untrained: float) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     strategies = [k.split("/", 1)[1] for k in rows[0] if k.startswith("accuracy/")]
-    table = Table(title="magdi-siked: held-out accuracy per iteration",
-                  caption=f"untrained student: {untrained:.1%}")
-    for column in ("iter", "examples", "alpha", "student ok", "acc",
-                   *(f"acc {s}" for s in strategies), "chosen"):
-        table.add_column(column, no_wrap=True)
-    for row in rows:
-        share = row["student_correct_share"]
-        table.add_row(
-            str(row["iteration"]), str(row["training_examples"]), f"{row['alpha']:.2f}",
-            "-" if share is None else f"{share:.1%}", f"{row['accuracy']:.1%}",
-            *(f"{row[f'accuracy/{s}']:.1%}" for s in strategies),
-            " ".join(f"{s} {v:.0%}" for s, v in row["chosen"].items()))
-    Console(width=120).print(table)
+    columns = ("iter", "examples", "alpha", "student ok", "acc",
+               *(f"acc {s}" for s in strategies), "chosen")
+    cells = [(str(row["iteration"]), str(row["training_examples"]), f"{row['alpha']:.2f}",
+              "-" if row["student_correct_share"] is None
+              else f"{row['student_correct_share']:.1%}",
+              f"{row['accuracy']:.1%}", *(f"{row[f'accuracy/{s}']:.1%}" for s in strategies),
+              " ".join(f"{s} {v:.0%}" for s, v in row["chosen"].items())) for row in rows]
+    print_table("magdi-siked: held-out accuracy per iteration", columns, cells,
+                caption=f"untrained student: {untrained:.1%}", width=120)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="siked")

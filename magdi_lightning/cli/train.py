@@ -26,6 +26,7 @@ from magdi_lightning.cli.common import (
     build_datamodule,
     build_loggers,
     compile_student,
+    print_table,
     student_recipe,
 )
 from magdi_lightning.cli.errors import user_errors
@@ -132,7 +133,8 @@ def _train(cfg: DictConfig, output_dir: Path, checkpoint: Path | None,
                                sampling=sampling_settings(evaluation))
         return accuracy([p.correct for p in predictions]).value, predictions
 
-    metrics: dict[str, Any] = {"output_dir": str(output_dir), "heldout_questions": len(questions)}
+    metrics: dict[str, Any] = {"run_kind": "train", "output_dir": str(output_dir),
+                               "heldout_questions": len(questions)}
     if record is not None and evaluation.before_training:
         if record.untrained_accuracy is None:
             record.untrained_accuracy, _ = held_out_accuracy()
@@ -184,20 +186,15 @@ def _log_reference_batching(datamodule: Any, cfg: DictConfig) -> None:
 
 
 def _print_summary(metrics: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="magdi-train summary", show_header=False)
-    for key in sorted(k for k in metrics if k.startswith(("train/", "val/"))):
-        table.add_row(key, f"{metrics[key]:.4f}")
+    rows = [(key, f"{metrics[key]:.4f}")
+            for key in sorted(k for k in metrics if k.startswith(("train/", "val/")))]
     untrained = metrics.get("heldout_accuracy_untrained")
     trained = f"{metrics['heldout_accuracy']:.1%}"
-    table.add_row(f"held-out accuracy ({metrics['heldout_questions']} questions)",
-                  f"{untrained:.1%} untrained -> {trained}" if untrained is not None else trained)
-    table.add_row("steps / fit time", f"{metrics['global_step']} / {metrics['fit_seconds']} s")
-    console = Console()
-    console.print(table)
-    console.print(f"run directory: {metrics['output_dir']}", soft_wrap=True)
+    rows.append((f"held-out accuracy ({metrics['heldout_questions']} questions)",
+                 f"{untrained:.1%} untrained -> {trained}" if untrained is not None else trained))
+    rows.append(("steps / fit time", f"{metrics['global_step']} / {metrics['fit_seconds']} s"))
+    print_table("magdi-train summary", ("metric", "value"), rows, show_header=False,
+                footer=f"run directory: {metrics['output_dir']}")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")

@@ -8,12 +8,15 @@ into that comparison; :mod:`magdi_lightning.cli.report` is its command line. Eve
 here reads files and returns values (or renders bytes), so tests need neither a model
 nor a shell, and nothing is written until the whole report has been rendered.
 
-What is a run. A directory holding ``metrics.json`` (train: a flat dict; eval:
-``{model, benchmarks: {name: {...}}, mean_accuracy, ...}``), ``iterations.json`` (SIKeD:
-the last iteration's row counts, plus ``untrained_accuracy``, ``best_accuracy`` and
-``iterations``) or a ``.hydra/`` folder. The search stops at the first run directory on
-each path, so the per-iteration ``metrics.json`` files inside a SIKeD run and the files
-under ``student/`` or ``wandb/`` are never taken for runs. Nested metrics are flattened
+What is a run. A directory holding ``metrics.json``, ``run.json`` (the run record every
+command writes, :mod:`magdi_lightning.runtime.runs`) or a ``.hydra/`` folder; it is finished
+once ``metrics.json`` is there. Every command writes that file the same way, with its
+``run_kind`` (train: a flat dict; eval: ``{model, benchmarks: {name: {...}},
+mean_accuracy, ...}``; siked: the last iteration's row plus ``untrained_accuracy``,
+``best_accuracy`` and ``iterations``), so no kind of run needs reading of its own. The
+search stops at the first run directory on each path, so the per-iteration
+``metrics.json`` files inside a SIKeD run and the files under ``student/`` or ``wandb/``
+are never taken for runs. Nested metrics are flattened
 with ``/`` (``benchmarks/gsm8k/accuracy``); only numbers count as metrics (booleans,
 strings, nulls and lists are left out; NaN is kept, so a diverged run shows as ``nan``
 instead of silently improving the mean).
@@ -86,7 +89,7 @@ __all__ = [
 ]
 
 METRICS_FILE = "metrics.json"
-SIKED_FILE = "iterations.json"
+RUN_RECORD_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
 HYDRA_DIR = ".hydra"
 OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
@@ -123,7 +126,7 @@ class Run:
     """A finished run: its directory, what wrote it, and its numeric metrics."""
 
     path: Path
-    kind: str  # "train", "eval", "siked" or "metrics" (an unrecognised flat dict)
+    kind: str  # its run_kind (train, eval, siked), or "metrics" (an unrecognised flat dict)
     metrics: Mapping[str, float]
 
     @property
@@ -207,9 +210,10 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
 
 
 def is_run_dir(directory: Path) -> bool:
-    """Whether ``directory`` is a run: it has a metrics file or Hydra's ``.hydra/``."""
-    return ((directory / METRICS_FILE).is_file() or (directory / SIKED_FILE).is_file()
-            or (directory / HYDRA_DIR).is_dir())
+    """Whether ``directory`` is a run: it has a metrics file, a run record or Hydra's
+    ``.hydra/``."""
+    return any((directory / name).exists()
+               for name in (METRICS_FILE, RUN_RECORD_FILE, HYDRA_DIR))
 
 
 def find_run_dirs(path: Path) -> list[Path]:
@@ -254,11 +258,7 @@ def load_run(directory: Path) -> Run | Skipped:
     try:
         if (directory / METRICS_FILE).is_file():
             raw = _read_json_object(directory / METRICS_FILE)
-            kind = "eval" if isinstance(raw.get("benchmarks"), dict) else (
-                "train" if "heldout_accuracy" in raw else "metrics")
-            return Run(directory, kind, flatten_metrics(raw))
-        if (directory / SIKED_FILE).is_file():
-            return Run(directory, "siked", _siked_metrics(directory / SIKED_FILE))
+            return Run(directory, _kind(raw), flatten_metrics(raw))
     except RunError as err:
         return Skipped(directory, str(err))
     return Skipped(directory, f"unfinished: no {METRICS_FILE}", unfinished=True)
@@ -274,19 +274,14 @@ def _read_json_object(path: Path) -> dict[str, Any]:
     return value
 
 
-def _siked_metrics(path: Path) -> dict[str, float]:
-    """The last iteration's numbers, the untrained accuracy and the best accuracy."""
-    raw = _read_json_object(path)
-    rows = raw.get("iterations")
-    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
-        raise RunError(f"{path}: field 'iterations' must be a non-empty list of objects")
-    metrics = flatten_metrics(rows[-1])
-    metrics.update(flatten_metrics({"untrained_accuracy": raw.get("untrained_accuracy")}))
-    accuracies = [row["accuracy"] for row in rows if _is_number(row.get("accuracy"))]
-    if accuracies:
-        metrics["best_accuracy"] = float(max(accuracies))
-    metrics["iterations"] = float(len(rows))
-    return metrics
+def _kind(raw: Mapping[str, Any]) -> str:
+    """What wrote a ``metrics.json``: its ``run_kind`` (every command writes one), else
+    what its keys say (files of other tools, runs written before ``run_kind``)."""
+    if isinstance(raw.get("run_kind"), str):
+        return raw["run_kind"]
+    if isinstance(raw.get("benchmarks"), dict):
+        return "eval"
+    return "train" if "heldout_accuracy" in raw else "metrics"
 
 
 def flatten_metrics(value: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
