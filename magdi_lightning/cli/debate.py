@@ -91,6 +91,13 @@ def _run(cfg: DictConfig) -> RunSummary:
             return await run_protocol(protocol, teachers, questions, cfg.output,
                                       cfg.concurrency, cfg.progress)
         finally:
+            # A fatal teacher error leaves the other teachers' requests of that question
+            # running (gather does not cancel them): end them before closing their clients,
+            # so none fails afterwards on a closed client.
+            others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
             for teacher in teachers:
                 await teacher.endpoint.aclose()
 
