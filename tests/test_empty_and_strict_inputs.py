@@ -97,3 +97,16 @@ def test_graphs_without_labels_warn_which_losses_cannot_train(
     assert "0 nodes labelled correct" in caplog.text
     with pytest.raises(RecordError, match="no graphs to train on"):
         _check_labels([], "graphs.jsonl")
+
+
+def test_correct_only_data_warns_only_batches_that_use_incorrect_nodes(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """SIKeD's and TinyLLM's task batches learn correct targets only: no warning for them."""
+    correct = ReasoningGraph.from_dict(
+        {**GRAPH, "nodes": [{**GRAPH["nodes"][0], "correctness": "correct"}]})
+    with caplog.at_level(logging.WARNING):
+        _check_labels([correct], "tasks.jsonl", uses_incorrect=False)
+    assert not caplog.text
+    with caplog.at_level(logging.WARNING):
+        _check_labels([correct], "graphs.jsonl")
+    assert "0 incorrect" in caplog.text

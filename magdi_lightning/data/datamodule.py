@@ -17,7 +17,7 @@ from collections import Counter
 from functools import cached_property
 from itertools import islice, product
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import datasets
 import lightning as L
@@ -112,6 +112,10 @@ class SourceDataModule(L.LightningDataModule):
     batch them in :meth:`collate`.
     """
 
+    #: Whether the batches use incorrect nodes (graph batches: MR and NC); task batches
+    #: learn correct targets only, so their data is not warned about lacking them.
+    uses_incorrect_nodes: ClassVar[bool] = False
+
     def __init__(
         self,
         graphs: str | None = None,
@@ -200,7 +204,7 @@ class SourceDataModule(L.LightningDataModule):
             return
         self.prepare_data()
         self.graph_list = list(islice(read_graphs(self.source_path), self.max_graphs))
-        _check_labels(self.graph_list, str(self.source_path))
+        _check_labels(self.graph_list, str(self.source_path), self.uses_incorrect_nodes)
         self.splits = split_by_question(self.graph_list, self.val_fraction, self.test_fraction,
                                         self.split_seed)
         self.examples = self.build_examples()
@@ -285,6 +289,8 @@ class GraphDataModule(SourceDataModule):
     ``row_graphs`` says which graph each row carries), the batches
     ``method=magdi_reference`` trains on. The other keywords are :class:`SourceDataModule`'s.
     """
+
+    uses_incorrect_nodes = True
 
     def __init__(self, *args: Any, packing: bool = False, batch_unit: str = "graphs",
                  row_graphs: str = "cycled", **kwargs: Any) -> None:
@@ -381,13 +387,15 @@ def graph_example(graph: ReasoningGraph, input_ids: list[torch.Tensor],
     )
 
 
-def _check_labels(graphs: list[ReasoningGraph], source: str) -> None:
-    """No graphs is an error; graphs without both labels train some losses on nothing."""
+def _check_labels(graphs: list[ReasoningGraph], source: str,
+                  uses_incorrect: bool = True) -> None:
+    """No graphs is an error; graphs without both labels train some losses on nothing
+    (without incorrect nodes, only for batches that use them)."""
     if not graphs:
         raise RecordError("no graphs to train on (the file is empty)", file=source)
     labels = Counter(node.correctness for graph in graphs for node in graph.nodes)
     correct, incorrect = labels[Correctness.CORRECT], labels[Correctness.INCORRECT]
-    if not correct or not incorrect:
+    if not correct or (uses_incorrect and not incorrect):
         log.warning(
             "%s: %d nodes labelled correct, %d incorrect, %d unknown: the losses that need "
             "both labels (MAGDi's margin ranking and node classification) cannot train%s",
