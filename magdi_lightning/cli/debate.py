@@ -31,7 +31,7 @@ from magdi_lightning.cli.errors import user_errors
 from magdi_lightning.errors import UserError
 from magdi_lightning.io import write_json_atomically
 from magdi_lightning.runtime.tracking import (
-    start_wandb_run,
+    wandb_run,
     write_run_config,
 )
 from magdi_lightning.sources.question_sets import load_benchmark
@@ -104,19 +104,11 @@ def _run(cfg: DictConfig) -> RunSummary:
     summary = asyncio.run(main())
     record = SCRUBBER.scrub({"output": str(cfg.output), **summary.as_dict()})
     write_json_atomically(output_dir / "summary.json", record)
-    _log_to_wandb(cfg, output_dir, record)
+    with wandb_run(cfg, output_dir) as run:
+        if run is not None:
+            run.summary.update(record)
     _print_summary(record)
     return summary
-
-
-def _log_to_wandb(cfg: DictConfig, output_dir: Path, summary: dict[str, Any]) -> None:
-    run = start_wandb_run(cfg, output_dir)
-    if run is None:
-        return
-    try:
-        run.summary.update(summary)
-    finally:
-        run.finish()
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

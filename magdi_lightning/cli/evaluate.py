@@ -45,7 +45,7 @@ from magdi_lightning.io import write_json_atomically, write_lines_atomically
 from magdi_lightning.models.student import Student, load_student, load_student_from_checkpoint
 from magdi_lightning.runtime.config_checks import check_config
 from magdi_lightning.runtime.tracking import (
-    start_wandb_run,
+    wandb_run,
     write_run_config,
 )
 from magdi_lightning.sources.question_sets import load_benchmark
@@ -122,24 +122,14 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
         if metrics["token_efficiency"]["matched_questions"]:
             plots["tokens"] = write_token_plot(metrics["token_efficiency"],
                                                output_dir / "tokens.png")
-    _log_to_wandb(cfg, output_dir, metrics, [p for _, p in predictions], plots)
+    with wandb_run(cfg, output_dir) as run:
+        log_to_wandb(run, metrics, [p for _, p in predictions], plots)
     write_lines_atomically(output_dir / "predictions.jsonl",
                            (json.dumps({"benchmark": key, **asdict(p)}, ensure_ascii=False)
                             for key, p in predictions))
     write_json_atomically(output_dir / "metrics.json", metrics)
     print(f"run directory: {output_dir}")
     return metrics
-
-
-def _log_to_wandb(cfg: DictConfig, output_dir: Path, metrics: dict[str, Any],
-                  predictions: list[Any], plots: dict[str, Path]) -> None:
-    run = start_wandb_run(cfg, output_dir)
-    if run is None:
-        return
-    try:
-        log_to_wandb(run, metrics, predictions, plots)
-    finally:
-        run.finish()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")

@@ -17,6 +17,8 @@ from __future__ import annotations
 import netrc
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +32,14 @@ from magdi_lightning.teachers.secrets import SCRUBBER
 if TYPE_CHECKING:
     from wandb.sdk.wandb_run import Run
 
-__all__ = ["finish_wandb", "redacted_config", "start_wandb_run", "sweep_group", "wandb_mode",
-           "write_run_config"]
+__all__ = [
+    "finish_wandb",
+    "redacted_config",
+    "sweep_group",
+    "wandb_mode",
+    "wandb_run",
+    "write_run_config",
+]
 
 MASK = "***"
 _SECRET_KEY = re.compile(r"(api_?key|token|secret|password)$", re.IGNORECASE)
@@ -97,19 +105,26 @@ def finish_wandb() -> None:
         wandb.finish()
 
 
-def start_wandb_run(cfg: DictConfig, output_dir: Path) -> Run | None:
+@contextmanager
+def wandb_run(cfg: DictConfig, output_dir: Path) -> Iterator[Run | None]:
     """A wandb run for a command that logs once at its end (``magdi-eval``,
-    ``magdi-debate``), by the conventions above; ``None`` when wandb is disabled.
-    (``magdi-train`` and ``magdi-siked`` log through Lightning's ``WandbLogger``.)"""
+    ``magdi-debate``), by the conventions above, finished on leaving the block; ``None``
+    when wandb is disabled. (``magdi-train`` and ``magdi-siked`` log through Lightning's
+    ``WandbLogger``.)"""
     mode = wandb_mode(cfg.wandb.mode)
     if mode == "disabled":
-        return None
+        yield None
+        return
     import wandb
 
-    return wandb.init(project=cfg.wandb.project, mode=mode, dir=str(output_dir),
-                      job_type=cfg.task_name, group=sweep_group(),
-                      tags=list(cfg.get("tags") or []),
-                      config=SCRUBBER.scrub(redacted_config(cfg)))
+    run = wandb.init(project=cfg.wandb.project, mode=mode, dir=str(output_dir),
+                     job_type=cfg.task_name, group=sweep_group(),
+                     tags=list(cfg.get("tags") or []),
+                     config=SCRUBBER.scrub(redacted_config(cfg)))
+    try:
+        yield run
+    finally:
+        run.finish()
 
 
 def write_run_config(cfg: DictConfig, output_dir: Path) -> None:
