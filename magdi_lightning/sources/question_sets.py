@@ -197,13 +197,28 @@ def _read_word_problems(path: Path, dataset: str) -> list[Question]:
 
 def _read_aqua(path: Path, dataset: str) -> list[Question]:
     """PAL's AQuA ``{input, target}``: "...?Answer Choices:(a) x(b) y..." and "(b)"."""
-    markers = [f"({letter.lower()})" for letter in CHOICE_LETTERS]
+    def split(record: Any, where: Where) -> tuple[str, str]:
+        stem, _, block = _text(record, "input", where).partition(_AQUA_CHOICES)
+        return stem, block
+
+    return _read_choice_records(path, dataset, split, "input",
+                                [f"({letter.lower()})" for letter in CHOICE_LETTERS],
+                                _AQUA_GOLD, "target")
+
+
+def _read_choice_records(path: Path, dataset: str,
+                         split: Callable[[Any, Where], tuple[str, str]], text_field: str,
+                         markers: Sequence[str], gold_pattern: re.Pattern[str],
+                         gold_field: str) -> list[Question]:
+    """Multiple-choice records whose options sit in one text field: ``split`` cuts it into
+    the stem and the options block, ``markers`` open the options, ``gold_pattern`` reads
+    the gold option from ``gold_field``."""
     examples = []
     for index, (where, record) in enumerate(load_records(path)):
-        stem, _, block = _text(record, "input", where).partition(_AQUA_CHOICES)
-        question, choices = _choice_question(stem, block, markers, where, "input")
-        gold = _letter(_AQUA_GOLD, _value(record, "target", where), "target", where)
-        examples.append(_example(where, {"gold": "target", "choices": "input"},
+        stem, block = split(record, where)
+        question, choices = _choice_question(stem, block, markers, where, text_field)
+        gold = _letter(gold_pattern, _value(record, gold_field, where), gold_field, where)
+        examples.append(_example(where, {"gold": gold_field, "choices": text_field},
                                  id=f"{dataset}-{index}", question=question, gold=gold,
                                  task="multiple_choice", choices=choices))
     return examples
@@ -237,16 +252,14 @@ def _mc_eval_body(record: Any, where: Where) -> str:
 def _read_mc_eval(path: Path, dataset: str) -> list[Question]:
     """LLM-Adapters' ARC and OpenBookQA: options "Answer1: x Answer2: y" in the
     instruction, gold "answer3" (the third option)."""
-    markers = [f"Answer{number}:" for number in range(1, len(CHOICE_LETTERS) + 1)]
-    examples = []
-    for index, (where, record) in enumerate(load_records(path)):
+    def split(record: Any, where: Where) -> tuple[str, str]:
         stem, _, block = _mc_eval_body(record, where).rpartition("\n\n")
-        question, choices = _choice_question(stem, block, markers, where, "instruction")
-        gold = _letter(_MC_EVAL_GOLD, _value(record, "answer", where), "answer", where)
-        examples.append(_example(where, {"gold": "answer", "choices": "instruction"},
-                                 id=f"{dataset}-{index}", question=question, gold=gold,
-                                 task="multiple_choice", choices=choices))
-    return examples
+        return stem, block
+
+    return _read_choice_records(
+        path, dataset, split, "instruction",
+        [f"Answer{number}:" for number in range(1, len(CHOICE_LETTERS) + 1)],
+        _MC_EVAL_GOLD, "answer")
 
 
 def _read_boolq(path: Path, dataset: str) -> list[Question]:
